@@ -1,0 +1,33 @@
+"""Inference backends: `load(...)` gives an object with `predict(uint8 NHWC batch) -> logits`.
+
+Each backend module is imported only when chosen, so the onnxruntime path never imports torch."""
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+import numpy as np
+
+from edgecam import store
+
+# backend name → (module, class, artifact kind it loads)
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "onnx": ("edgecam.backends.onnx", "OnnxBackend", "onnx"),
+    "torchscript": ("edgecam.backends.torchscript", "TorchScriptBackend", "torchscript"),
+}
+
+
+class Backend(Protocol):
+    name: str
+    input_size: int  # side of the square uint8 RGB input
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 array (N, H, W, 3) → float32 logits (N, classes)."""
+        ...
+
+
+def load(name: str, spec: store.ModelSpec, threads: int) -> Backend:
+    module_name, class_name, kind = BACKENDS[name]
+    path = store.ensure(spec, kind)
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return backend_class(path, threads)

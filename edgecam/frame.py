@@ -1,0 +1,39 @@
+"""What flows through the pipeline."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured picture: RGB uint8 HxWx3, its index in the source and its capture time."""
+
+    image: np.ndarray
+    index: int
+    timestamp: float  # time.time() at capture
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Label:
+    label: str
+    index: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The top-k of one frame and what it cost."""
+
+    top: list[Label]
+    inference_ms: float
+    fps: float = 0.0
+    model: str = ""
+    backend: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> Label:
+        return self.top[0]

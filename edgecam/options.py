@@ -1,0 +1,165 @@
+"""Options that are both a CLI flag and a TOML config key, declared once by the module that uses them.
+
+Precedence: built-in default < config file (`--config`) < command-line flag."""
+from __future__ import annotations
+
+import argparse
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from edgecam.errors import UsageError
+
+Parser = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str  # config key; the flag is --key with '_' → '-'
+    parse: Parser  # turns a flag string or a TOML value into the setting; raises ValueError(reason)
+    default: Any
+    help: str
+    metavar: str | None = None
+    switch: bool = False  # a flag without a value (store_true); a bool in TOML
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("must be an integer")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError("must be an integer") from None
+        if minimum is not None and number < minimum:
+            raise ValueError(f"must be ≥ {minimum}")
+        if maximum is not None and number > maximum:
+            raise ValueError(f"must be ≤ {maximum}")
+        return number
+
+    return parse
+
+
+def number(minimum: float | None = None, maximum: float | None = None) -> Parser:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            raise ValueError("must be a number") from None
+        if result != result or (minimum is not None and result < minimum):
+            raise ValueError(f"must be a number ≥ {minimum}")
+        if maximum is not None and result > maximum:
+            raise ValueError(f"must be ≤ {maximum}")
+        return result
+
+    return parse
+
+
+def choice(*choices: str) -> Parser:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError("must be one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError("must be true or false")
+
+
+def optional(parse: Parser) -> Parser:
+    """Accept the empty string (TOML) or None as 'not set'."""
+
+    def parse_optional(value: Any) -> Any:
+        return None if value in (None, "") else parse(value)
+
+    return parse_optional
+
+
+class Settings:
+    """The resolved options of one command: attribute access, immutable after loading."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"Settings({self.__dict__!r})"
+
+    def replace(self, **changes: Any) -> "Settings":
+        return Settings({**self.__dict__, **changes})
+
+
+def add_arguments(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:
+    for option in options:
+        if option.switch:
+            parser.add_argument(
+                option.flag, dest=option.key, action="store_true", default=argparse.SUPPRESS,
+                help=option.help,
+            )
+        else:
+            parser.add_argument(
+                option.flag, dest=option.key, default=argparse.SUPPRESS, metavar=option.metavar,
+                help=f"{option.help} (default: {option.default})" if option.default is not None
+                else option.help,
+            )
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    config = Path(path)
+    try:
+        with config.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"config file {config} does not exist: check the --config path") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"config file {config} cannot be read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"config file {config} is not valid TOML: {e}") from None
+
+
+def resolve(
+    options: Iterable[Option], flags: dict[str, Any], config: dict[str, Any] | None = None,
+    config_name: str = "config",
+) -> Settings:
+    """Merge defaults, config values and flags, validating each with its option's parser."""
+    options = list(options)
+    known = {o.key: o for o in options}
+    values = {o.key: o.default for o in options}
+    for key, value in (config or {}).items():
+        option = known.get(key)
+        if option is None:
+            raise UsageError(
+                f"{config_name}: unknown key '{key}' (known keys: {', '.join(sorted(known))})"
+            )
+        values[key] = _parse(option, value, f"{config_name}: key '{key}'")
+    for key, value in flags.items():
+        if key in known:
+            values[key] = True if known[key].switch else _parse(known[key], value, known[key].flag)
+    return Settings(values)
+
+
+def _parse(option: Option, value: Any, where: str) -> Any:
+    if option.switch:
+        value_parser: Parser = boolean
+    else:
+        value_parser = option.parse
+    try:
+        return value_parser(value)
+    except ValueError as e:
+        raise UsageError(f"{where} {e}, got {value!r}") from None

@@ -1,0 +1,42 @@
+"""A desktop window showing each frame with its prediction; q or Esc (or closing it) ends the run."""
+from __future__ import annotations
+
+import logging
+
+import cv2
+
+from edgecam.errors import EdgecamError
+from edgecam.frame import Frame, Prediction
+from edgecam.sinks.base import Sink
+from edgecam.sinks.overlay import draw_overlay
+
+log = logging.getLogger(__name__)
+
+QUIT_KEYS = {ord("q"), ord("Q"), 27}
+
+
+class Window(Sink):
+    def __init__(self, title: str = "edgecam") -> None:
+        self.title = title
+
+    def open(self) -> None:
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+        except cv2.error as e:
+            raise EdgecamError(f"cannot open a window ({str(e).strip().splitlines()[-1]}): run with "
+                               "--headless, or install opencv-python (not -headless)") from None
+
+    def write(self, frame: Frame, prediction: Prediction) -> None:
+        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+        cv2.imshow(self.title, draw_overlay(bgr, prediction))
+        key = cv2.waitKey(1) & 0xFF
+        closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        if key in QUIT_KEYS or closed:
+            self.stop_requested = True
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass

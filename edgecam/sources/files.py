@@ -1,0 +1,96 @@
+"""Recorded sources: a video file, one image, a folder of images. They are read on demand, every
+frame in order (nothing is dropped: a file can wait for the network, a camera cannot)."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import cv2
+
+from edgecam.errors import SourceError
+from edgecam.frame import Frame
+from edgecam.imageio import is_image_file, read_rgb
+from edgecam.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+
+class VideoFileSource(Source):
+    def __init__(self, path: Path, loop: bool = False) -> None:
+        self.path = path
+        self.uri = str(path)
+        self.loop = loop
+        self._capture: cv2.VideoCapture | None = None
+        self._index = 0
+
+    def open(self) -> None:
+        capture = cv2.VideoCapture(str(self.path))
+        ok, _ = capture.read() if capture.isOpened() else (False, None)
+        if not ok:
+            capture.release()
+            raise SourceError(f"video file {self.path} cannot be decoded: check that it is a video "
+                              "(mp4, mkv, avi, ...) that OpenCV's FFmpeg can read")
+        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self._capture = capture
+
+    def read(self) -> Frame | None:
+        assert self._capture is not None, "open() first"
+        ok, bgr = self._capture.read()
+        if not ok and self.loop and self._index > 0:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, bgr = self._capture.read()
+        if not ok:
+            return None
+        frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self._index, time.time(), self.uri)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class ImagesSource(Source):
+    """One image, or every image of a folder in name order; unreadable files are skipped with a
+    warning (a folder) or refused (a single image)."""
+
+    def __init__(self, path: Path, loop: bool = False) -> None:
+        self.path = path
+        self.uri = str(path)
+        self.loop = loop
+        self.skipped = 0
+        self._files: list[Path] = []
+        self._position = 0
+        self._index = 0
+
+    def open(self) -> None:
+        if self.path.is_dir():
+            self._files = sorted(p for p in self.path.iterdir() if p.is_file() and is_image_file(p))
+            if not self._files:
+                raise SourceError(f"folder {self.path} has no images (.jpg, .png, ...)")
+        else:
+            read_rgb(self.path)  # refuse an unreadable single image up front
+            self._files = [self.path]
+
+    def read(self) -> Frame | None:
+        while True:
+            if self._position >= len(self._files):
+                if not self.loop or self.skipped >= len(self._files):
+                    return None
+                self._position, self.skipped = 0, 0
+            path = self._files[self._position]
+            self._position += 1
+            try:
+                image = read_rgb(path)
+            except SourceError as e:
+                self.skipped += 1
+                log.warning("skipping %s", e)
+                continue
+            frame = Frame(image, self._index, time.time(), str(path))
+            self._index += 1
+            return frame
+
+    def close(self) -> None:
+        self._files = []

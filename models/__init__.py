@@ -1,0 +1,1 @@
+"""Model manifest and label files, installed as the package data `edgecam.data`."""
