@@ -75,9 +75,9 @@ class StopFlag:
 
 
 def run(settings) -> Summary:
+    source = open_source(settings.source, loop=settings.loop)  # a bad URI fails before the model loads
     classifier = Classifier.load(settings.model, settings.backend, settings.threads, settings.topk,
                                  settings.labels)
-    source = open_source(settings.source, loop=settings.loop)
     sinks = make_sinks(settings)
     stop = StopFlag()
     previous = {sig: signal.signal(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)}

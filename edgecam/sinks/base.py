@@ -20,6 +20,10 @@ class Sink:
         """Flush and release; called once, also when the run ends by a signal or an error."""
 
 
+def top_record(prediction: Prediction) -> list[dict]:
+    return [{"label": t.label, "index": t.index, "score": round(t.score, 5)} for t in prediction.top]
+
+
 def record(frame: Frame, prediction: Prediction) -> dict:
     """The result of one frame as the logs and messages carry it."""
     return {
@@ -28,7 +32,7 @@ def record(frame: Frame, prediction: Prediction) -> dict:
         "source": frame.source,
         "model": prediction.model,
         "backend": prediction.backend,
-        "top": [{"label": t.label, "index": t.index, "score": round(t.score, 5)} for t in prediction.top],
+        "top": top_record(prediction),
         "inference_ms": round(prediction.inference_ms, 3),
         "fps": round(prediction.fps, 2),
     }

@@ -1,0 +1,43 @@
+"""`edgecam classify IMAGE…`: the top-k labels of image files."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from edgecam import options
+from edgecam.commands import model_options, settings_of
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    classify = commands.add_parser("classify", help="top-k labels of image files")
+    classify.add_argument("images", nargs="+", metavar="IMAGE")
+    classify.add_argument("--json", action="store_true", help="print JSON instead of text")
+    classify.add_argument("--config", metavar="FILE", help="TOML file with model options")
+    options.add_arguments(classify, model_options())
+    classify.set_defaults(func=cmd_classify)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from edgecam.classifier import Classifier
+    from edgecam.imageio import read_rgb
+    from edgecam.sinks.base import top_record
+
+    settings = settings_of(args, model_options())
+    images = [read_rgb(path) for path in args.images]  # refuse a bad file before any work
+    classifier = Classifier.load(settings.model, settings.backend, settings.threads, settings.topk,
+                                 settings.labels)
+    results = []
+    for path, image in zip(args.images, images):
+        prediction = classifier.classify(image)
+        results.append({"image": path, "model": prediction.model, "backend": prediction.backend,
+                        "inference_ms": round(prediction.inference_ms, 3),
+                        "top": top_record(prediction)})
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        return 0
+    for result in results:
+        print(f"{result['image']}  ({result['model']}, {result['backend']}, "
+              f"{result['inference_ms']:.1f} ms)")
+        for t in result["top"]:
+            print(f"  {t['score'] * 100:6.2f}%  {t['label']}")
+    return 0
