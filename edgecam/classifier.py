@@ -33,9 +33,7 @@ class Classifier:
         self.input_size = backend.input_size
 
     @classmethod
-    def load(cls, model: str, backend: str, threads: int, topk: int,
-             labels: str | None = None) -> "Classifier":
-        spec = store.get(model, labels)
+    def load(cls, spec: store.ModelSpec, backend: str, threads: int, topk: int) -> "Classifier":
         return cls(spec, backends.load(backend, spec, threads), topk)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:

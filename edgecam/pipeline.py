@@ -9,7 +9,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 
-from edgecam import backends
+from edgecam import backends, store
 from edgecam.classifier import Classifier
 from edgecam.options import Option, choice, integer, number, optional, text
 from edgecam.sinks import make_sinks
@@ -75,9 +75,10 @@ class StopFlag:
 
 
 def run(settings) -> Summary:
-    source = open_source(settings.source, loop=settings.loop)  # a bad URI fails before the model loads
-    classifier = Classifier.load(settings.model, settings.backend, settings.threads, settings.topk,
-                                 settings.labels)
+    spec = store.get(settings.model, settings.labels)
+    # A bad URI fails before the model loads; a camera may size a stream for the model's input.
+    source = open_source(settings.source, settings, spec.input or None)
+    classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk)
     sinks = make_sinks(settings)
     stop = StopFlag()
     previous = {sig: signal.signal(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -18,14 +18,15 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from edgecam import store
     from edgecam.classifier import Classifier
     from edgecam.imageio import read_rgb
     from edgecam.sinks.base import top_record
 
     settings = settings_of(args, model_options())
     images = [read_rgb(path) for path in args.images]  # refuse a bad file before any work
-    classifier = Classifier.load(settings.model, settings.backend, settings.threads, settings.topk,
-                                 settings.labels)
+    spec = store.get(settings.model, settings.labels)
+    classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk)
     results = []
     for path, image in zip(args.images, images):
         prediction = classifier.classify(image)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edgecam.errors import SourceError, UsageError
 from edgecam.imageio import is_image_file
-from edgecam.options import Option, boolean
+from edgecam.options import Option, Settings, boolean
 from edgecam.sources.base import Source
 
 OPTIONS = [
@@ -17,8 +17,10 @@ OPTIONS = [
 SCHEMES = "demo, a video file, an image file or a folder of images"
 
 
-def open_source(uri: str, loop: bool = False) -> Source:
-    """The source a URI names (not yet opened)."""
+def open_source(uri: str, settings: Settings | None = None, input_size: int | None = None) -> Source:
+    """The source a URI names, not yet opened. `settings` carries the source options (OPTIONS);
+    `input_size` is the model's input side, for cameras that can deliver a stream at that size."""
+    loop = bool(settings and settings.loop)
     if uri == "demo" or uri.startswith("demo:"):
         from edgecam.sources.demo import DemoSource
 
