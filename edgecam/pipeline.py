@@ -3,17 +3,23 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Iterator
 
 from edgecam import backends, store
 from edgecam.classifier import Classifier
-from edgecam.options import Option, choice, integer, number, optional, text
+from edgecam.options import Option, Settings, choice, integer, number, optional, text
 from edgecam.sinks import make_sinks
+from edgecam.sinks.base import Sink
 from edgecam.sources import open_source
+from edgecam.sources.base import Source
+from edgecam.stages import Prefetcher, StageClock
 
 log = logging.getLogger(__name__)
 
@@ -56,66 +62,101 @@ class Summary:
     frames: int
     seconds: float
     dropped: int
+    stages: dict[str, float]  # seconds spent per stage: capture, preprocess, inference, sinks, wait
+    cpu_seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM (and by sinks); wakes a source blocked waiting for a frame."""
+    """Set by SIGINT/SIGTERM; wakes the loop if it is waiting for a frame."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
-        self.source = None
+        self.prefetcher: Prefetcher | None = None
 
     def set(self, *_: object) -> None:
         self.event.set()
-        if self.source is not None:
-            self.source.interrupt()
+        if self.prefetcher is not None:
+            self.prefetcher.stop()
 
     def __bool__(self) -> bool:
         return self.event.is_set()
 
 
-def run(settings) -> Summary:
-    spec = store.get(settings.model, settings.labels)
-    # A bad URI fails before the model loads; a camera may size a stream for the model's input.
-    source = open_source(settings.source, settings, spec.input or None)
-    classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk)
-    sinks = make_sinks(settings)
-    stop = StopFlag()
+@contextmanager
+def stop_on_signals(stop: StopFlag) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {sig: signal.signal(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)}
-    fps = FpsMeter()
-    count = 0
-    started = time.monotonic()
-    opened = []
     try:
-        source.open()
-        stop.source = source
-        for sink in sinks:
-            sink.open()
-            opened.append(sink)
-        log.info("classifying %s with %s on %s (%d threads)", settings.source, classifier.spec.name,
-                 settings.backend, settings.threads)
-        while not stop:
-            frame = source.read()
-            if frame is None:
-                break
-            prediction = replace(classifier.classify(frame.image), fps=fps.tick())
-            for sink in sinks:
-                sink.write(frame, prediction)
-            count += 1
-            if settings.frames is not None and count >= settings.frames:
-                break
-            if settings.duration is not None and time.monotonic() - started >= settings.duration:
-                break
-            if any(sink.stop_requested for sink in sinks):
-                break
+        yield
     finally:
-        for sink in reversed(opened):
-            sink.close()
-        source.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    summary = Summary(count, time.monotonic() - started, source.dropped)
-    log.info("classified %d frames in %.1f s (%d dropped)", summary.frames, summary.seconds,
-             summary.dropped)
+
+
+def run(settings: Settings, source: Source | None = None) -> Summary:
+    """Classify `settings.source` (or the given source) until it ends, a limit is reached, a sink
+    asks to stop, or SIGINT/SIGTERM arrives."""
+    spec = store.get(settings.model, settings.labels)
+    # A bad URI fails before the model loads; a camera may size a stream for the model's input.
+    source = source or open_source(settings.source, settings, spec.input or None)
+    classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk)
+    sinks = make_sinks(settings)
+    clock = StageClock()
+    prefetcher = Prefetcher(source, classifier.prepare, clock)
+    stop = StopFlag()
+    fps = FpsMeter()
+    count = 0
+    opened: list[Sink] = []
+    cpu_started, started = _cpu_seconds(), time.monotonic()
+    with stop_on_signals(stop):
+        try:
+            source.open()
+            for sink in sinks:
+                sink.open()
+                opened.append(sink)
+            log.info("classifying %s with %s on %s (%d threads)", source.uri, spec.name,
+                     settings.backend, settings.threads)
+            stop.prefetcher = prefetcher
+            prefetcher.start()
+            while not stop:
+                t0 = time.perf_counter()
+                item = prefetcher.get()
+                if item is None:
+                    break
+                t1 = time.perf_counter()
+                prediction = replace(classifier.classify_prepared(item.input[None])[0], fps=fps.tick())
+                t2 = time.perf_counter()
+                for sink in sinks:
+                    sink.write(item.frame, prediction)
+                clock.add("wait", t1 - t0)
+                clock.add("inference", t2 - t1)
+                clock.add("sinks", time.perf_counter() - t2)
+                count += 1
+                if settings.frames is not None and count >= settings.frames:
+                    break
+                if settings.duration is not None and time.monotonic() - started >= settings.duration:
+                    break
+                if any(sink.stop_requested for sink in sinks):
+                    break
+        finally:
+            prefetcher.stop()
+            for sink in reversed(opened):
+                sink.close()
+            prefetcher.join()
+            source.close()
+    summary = Summary(count, time.monotonic() - started, source.dropped + prefetcher.dropped, dict(clock.seconds),
+                      _cpu_seconds() - cpu_started)
+    log.info("classified %d frames in %.1f s (%.1f FPS, %d dropped)", summary.frames, summary.seconds,
+             summary.fps, summary.dropped)
     return summary
 
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

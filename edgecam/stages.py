@@ -1,0 +1,111 @@
+"""What lets the run loop do nothing but inference: the next frame is read and brought to the model
+input on its own thread while the network runs, and each stage's time is accounted for."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from edgecam.frame import Frame
+from edgecam.sources.base import LiveSource, Source
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    frame: Frame
+    input: np.ndarray  # the frame at the model input size, uint8 S×S×3
+
+
+class StageClock:
+    """Seconds spent per stage, summed; safe to add to from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] += seconds
+
+
+class Prefetcher:
+    """Reads and prepares frames ahead of the consumer on a thread of its own.
+
+    A live source hands over only the newest prepared frame (older ones are dropped and counted);
+    a recorded one (file, folder) keeps every frame, a couple ahead."""
+
+    def __init__(self, source: Source, prepare: Callable[[np.ndarray], np.ndarray],
+                 clock: StageClock) -> None:
+        self.source = source
+        self.prepare = prepare
+        self.clock = clock
+        self.live = isinstance(source, LiveSource)
+        self.dropped = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=1 if self.live else 2)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="prefetch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                frame = self.source.read()
+                read = time.perf_counter()
+                if frame is None:
+                    break
+                item = Prepared(frame, self.prepare(frame.image))
+                self.clock.add("capture", read - started)
+                self.clock.add("preprocess", time.perf_counter() - read)
+                self._put(item)
+        except BaseException as e:  # raised again in the consumer's thread
+            self._error = e
+        finally:
+            self._put(_END)
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            if self.live and item is not _END:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(self) -> Prepared | None:
+        """The next prepared frame, or None once the source has ended or a stop was requested."""
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self._stop.is_set():
+                    return None
+        if item is _END:
+            if self._error is not None:
+                raise self._error
+            return None
+        return item
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.source.interrupt()
+
+    def join(self, timeout: float = 5.0) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
