@@ -3,7 +3,9 @@ scikit-image (slow zooms and pans over a cat, an espresso, a rocket and a motorb
 camera, looping forever. Everything in edgecam runs with it on a machine without a camera."""
 from __future__ import annotations
 
+import importlib.util
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,27 +13,32 @@ import numpy as np
 from edgecam.errors import SourceError
 from edgecam.sources.base import LiveSource
 
-# photo name in skimage.data → what an ImageNet classifier should see in it
+# photo (a file in scikit-image's data folder) → what an ImageNet classifier should see in it
 SHOTS: dict[str, tuple[str, ...]] = {
     "chelsea": ("tabby", "tiger cat", "Egyptian cat"),
     "coffee": ("espresso", "cup", "coffee mug"),
     "rocket": ("missile", "projectile"),
-    "stereo_motorcycle": ("moped", "motor scooter"),
+    "motorcycle": ("moped", "motor scooter"),
 }
+FILES = {"chelsea": "chelsea.png", "coffee": "coffee.png", "rocket": "rocket.jpg",
+         "motorcycle": "motorcycle_left.png"}
 
 
 def photos() -> dict[str, np.ndarray]:
-    try:
-        from skimage import data
-    except ImportError:
+    """The photos as RGB arrays, read straight from the installed scikit-image package: importing
+    scikit-image itself would cost half a second and tens of MB the demo does not need."""
+    found = importlib.util.find_spec("skimage")
+    if found is None or not found.submodule_search_locations:
         raise SourceError("the demo source renders photos from scikit-image: "
-                          "pip install 'edgecam[demo]' (or pip install scikit-image)") from None
+                          "pip install 'edgecam[demo]' (or pip install scikit-image)")
+    folder = Path(list(found.submodule_search_locations)[0]) / "data"
     result = {}
-    for name in SHOTS:
-        image = getattr(data, name)()
-        if isinstance(image, tuple):  # stereo pairs: the left view
-            image = image[0]
-        result[name] = np.ascontiguousarray(image[..., :3])
+    for name, file in FILES.items():
+        bgr = cv2.imread(str(folder / file), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SourceError(f"demo photo {folder / file} is missing: pip install --force-reinstall "
+                              "scikit-image")
+        result[name] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     return result
 
 
