@@ -113,7 +113,7 @@ def run(settings: Settings, source: Source | None = None) -> Summary:
     fps = FpsMeter()
     count = 0
     opened: list[Sink] = []
-    cpu_started, started = _cpu_seconds(), time.monotonic()
+    cpu_started = started = 0.0
     with stop_on_signals(stop):
         try:
             source.open()
@@ -123,6 +123,7 @@ def run(settings: Settings, source: Source | None = None) -> Summary:
             log.info("classifying %s with %s on %s (%d threads)", source.uri, spec.name,
                      settings.backend, settings.threads)
             stop.prefetcher = prefetcher
+            cpu_started, started = _cpu_seconds(), time.monotonic()  # the loop, not the set-up
             prefetcher.start()
             while not stop:
                 t0 = time.perf_counter()
@@ -150,8 +151,9 @@ def run(settings: Settings, source: Source | None = None) -> Summary:
                 sink.close()
             prefetcher.join()
             source.close()
-    summary = Summary(count, time.monotonic() - started, source.dropped + prefetcher.dropped, dict(clock.seconds),
-                      _cpu_seconds() - cpu_started)
+    summary = Summary(count, time.monotonic() - started if started else 0.0,
+                      source.dropped + prefetcher.dropped, dict(clock.seconds),
+                      _cpu_seconds() - cpu_started if started else 0.0)
     log.info("classified %d frames in %.1f s (%.1f FPS, %d dropped)", summary.frames, summary.seconds,
              summary.fps, summary.dropped)
     return summary

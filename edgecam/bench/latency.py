@@ -1,0 +1,113 @@
+"""Latency per model and backend, set against the machine's own GEMM limit."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from edgecam import store
+from edgecam.bench.machine import describe, gemm_gmacs
+from edgecam.errors import EdgecamError
+from edgecam.progress import Progress
+
+
+def run_one(model: str, backend: str, threads: int, runs: int) -> dict:
+    """Measure in a fresh process; a backend that cannot run there is reported, not fatal."""
+    result = subprocess.run(
+        [sys.executable, "-m", "edgecam.bench.measure", model, backend, str(threads), str(runs)],
+        capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        errors = [line for line in result.stderr.splitlines() if line.strip()]
+        return {"model": model, "backend": backend, "error": errors[-1] if errors else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def model_cost(model: str) -> dict:
+    """Params and MACs counted from the network itself (needs torch; cached per model)."""
+    from edgecam import nets, profiler
+
+    spec = store.get(model)
+    counted = profiler.profile(nets.create(spec.net, len(spec.labels)), spec.input)
+    return {"params": counted.params, "macs": counted.macs}
+
+
+def benchmark(models: list[str], backend_names: list[str], threads: int, runs: int) -> dict:
+    for model in models:
+        store.get(model)  # unknown names fail before anything runs
+    machine = describe(threads)
+    progress = Progress("benchmark", len(models) * len(backend_names) + 1)
+    machine["gemm_gmacs"] = gemm_gmacs(threads)
+    progress.advance(note=f"GEMM {machine['gemm_gmacs']:.1f} GMAC/s")
+    rows = []
+    for model in models:
+        cost = model_cost(model)
+        for backend in backend_names:
+            row = {**run_one(model, backend, threads, runs), **cost}
+            if "median_ms" in row:
+                row["fps"] = 1000.0 / row["median_ms"]
+                row["gmacs"] = cost["macs"] / (row["median_ms"] / 1000.0) / 1e9
+                row["efficiency"] = row["gmacs"] / machine["gemm_gmacs"]
+            rows.append(row)
+            progress.advance(note=f"{model} {backend}")
+    progress.finish()
+    _speedups(rows)
+    return {"machine": machine, "results": rows}
+
+
+def _speedups(rows: list[dict]) -> None:
+    """Each row's speed-up over torch eager (the tutorial path) for the same model."""
+    eager = {r["model"]: r["median_ms"] for r in rows if r["backend"] == "torch-eager" and "median_ms" in r}
+    for row in rows:
+        if "median_ms" in row and row["model"] in eager:
+            row["vs_torch_eager"] = eager[row["model"]] / row["median_ms"]
+
+
+def table(report: dict) -> str:
+    machine = report["machine"]
+    lines = [f"{machine['cpu']} ({machine['arch']}, {machine['cores']} cores), {machine['threads']} "
+             f"threads; numpy float32 GEMM {machine['gemm_gmacs']:.1f} GMAC/s",
+             "",
+             "| model | backend | params (M) | MACs (M) | median ms | p95 ms | FPS | GMAC/s | "
+             "% of GEMM | × torch eager | peak RSS MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["results"]:
+        if "median_ms" not in r:
+            lines.append(f"| {r['model']} | {r['backend']} | | | failed: {r['error']} | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['backend']} | {r['params'] / 1e6:.2f} | {r['macs'] / 1e6:.0f} | "
+            f"{r['median_ms']:.2f} | {r['p95_ms']:.2f} | {r['fps']:.1f} | {r['gmacs']:.1f} | "
+            f"{r['efficiency'] * 100:.0f}% | {r.get('vs_torch_eager', float('nan')):.2f} | "
+            f"{r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: str) -> None:
+    """Latency against MACs: one marker per model and backend, one colour per backend."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise EdgecamError("--plot needs matplotlib: pip install matplotlib") from None
+    rows = [r for r in report["results"] if "median_ms" in r]
+    figure, axes = plt.subplots(figsize=(9, 6), dpi=110)
+    for backend in dict.fromkeys(r["backend"] for r in rows):
+        mine = [r for r in rows if r["backend"] == backend]
+        axes.scatter([r["macs"] / 1e6 for r in mine], [r["median_ms"] for r in mine], label=backend,
+                     s=40)
+        for r in mine:
+            axes.annotate(r["model"], (r["macs"] / 1e6, r["median_ms"]), fontsize=7,
+                          xytext=(4, 2), textcoords="offset points")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("multiply-accumulates per frame (millions)")
+    axes.set_ylabel("median latency, batch 1 (ms)")
+    machine = report["machine"]
+    axes.set_title(f"edgecam bench: {machine['cpu']}, {machine['threads']} threads")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(title="backend")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

@@ -1,0 +1,76 @@
+"""`edgecam bench`: latency per model and backend, the pipeline against inference, start-up."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edgecam.pipeline import default_threads
+
+DEFAULT_MODELS = "efficientnet_lite0,mobilenet_v2_1.0"
+DEFAULT_BACKENDS = "onnx,onnx-int8,torchscript,torch-eager,opencv-dnn"
+
+
+def positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value!r}")
+    return number
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="measure latency, pipeline overhead and start-up",
+                                description="Benchmarks measured on this machine, in one run.")
+    mode = bench.add_mutually_exclusive_group()
+    mode.add_argument("--pipeline", action="store_true",
+                      help="the whole run loop on a 1280x720 source against inference alone")
+    mode.add_argument("--startup", action="store_true",
+                      help="launch to first logged prediction, and peak RSS, of edgecam run")
+    bench.add_argument("--models", default=DEFAULT_MODELS, metavar="A,B",
+                       help=f"models to measure (default: {DEFAULT_MODELS}); with --pipeline or "
+                       "--startup the first one")
+    bench.add_argument("--backends", default=DEFAULT_BACKENDS, metavar="A,B",
+                       help=f"backends to compare (default: {DEFAULT_BACKENDS}); with --pipeline "
+                       "the first one")
+    bench.add_argument("--threads", type=positive, default=default_threads(), metavar="N",
+                       help="inference threads (default: the cores this process may use)")
+    bench.add_argument("--runs", type=positive, default=100, metavar="N",
+                       help="timed single-frame inferences per model and backend (default: 100)")
+    bench.add_argument("--frames", type=positive, default=300, metavar="N",
+                       help="frames per round with --pipeline (default: 300)")
+    bench.add_argument("--no-preview", action="store_true", help="--pipeline without the web preview")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.add_argument("--plot", metavar="PNG", help="latency against MACs, one marker per model "
+                       "and backend")
+    bench.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    models = [m for m in args.models.split(",") if m]
+    backend_names = [b for b in args.backends.split(",") if b]
+    if args.pipeline:
+        from edgecam.bench import pipeline
+
+        report = pipeline.benchmark(models[0], backend_names[0], args.threads, args.frames,
+                                    preview=not args.no_preview)
+        print(pipeline.table(report))
+    elif args.startup:
+        from edgecam.bench import startup
+
+        rows = startup.benchmark(models[0], ["demo"])
+        report = {"startup": rows}
+        print(startup.table(rows))
+    else:
+        from edgecam.bench import latency
+
+        report = latency.benchmark(models, backend_names, args.threads, args.runs)
+        print(latency.table(report))
+        if args.plot:
+            latency.plot(report, args.plot)
+            print(f"plot: {args.plot}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
