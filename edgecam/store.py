@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 # Artifact kind → file suffix. The backends name the kind they load.
-ARTIFACTS = {"onnx": ".onnx", "torchscript": ".pt"}
+ARTIFACTS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt"}
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class ModelSpec:
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
     net: str | None = None  # builder in edgecam.nets; None for a model file given by path
-    weights: str | None = None
-    weights_sha256: str | None = None
+    weights: str | None = None  # "package:MODULE/PATH" or an https URL (see models/manifest.toml)
+    weights_sha256: str | None = None  # the full digest, or the leading hex digits torchvision publishes
     pip: str | None = None
     path: Path | None = None  # a ready model file (--model FILE.onnx)
 
@@ -59,7 +59,28 @@ def manifest() -> dict[str, ModelSpec]:
     path = data_dir() / "manifest.toml"
     with path.open("rb") as f:
         entries = tomllib.load(f)
-    return {name: _spec(name, entry) for name, entry in entries.items()}
+    builtin = {name: _spec(name, entry) for name, entry in entries.items()}
+    return {**user_models(), **builtin}  # a built-in name always wins
+
+
+# The models `edgecam train` wrote, in the cache: name → path, labels, input (paths relative to it).
+USER_MODELS = "user_models.toml"
+
+
+def user_models() -> dict[str, ModelSpec]:
+    """Trained models: ready ONNX files (spec.path), used like any named model."""
+    path = cache_dir() / USER_MODELS
+    try:
+        with path.open("rb") as f:
+            entries = tomllib.load(f)
+        return {name: ModelSpec(name=name, input=int(entry["input"]), path=path.parent / entry["path"],
+                                labels_file=path.parent / entry["labels"])
+                for name, entry in entries.items()}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"user models file {path} is unreadable ({type(e).__name__}: {e}): "
+                         "fix or delete it") from None
 
 
 def _spec(name: str, entry: dict) -> ModelSpec:
@@ -125,12 +146,13 @@ def _meta_path(path: Path) -> Path:
 
 
 def verified(spec: ModelSpec, path: Path) -> bool:
-    """True when `path` is the artifact we built for `spec`, byte for byte."""
+    """True when `path` is the artifact we built for `spec` with the checkpoint it uses now (an
+    untrained build is stale once weights arrive), byte for byte."""
     try:
         meta = json.loads(_meta_path(path).read_text())
         return (
             meta.get("format") == FORMAT
-            and meta.get("weights_sha256") == spec.weights_sha256
+            and meta.get("weights_sha256") == weights_id(spec)
             and meta.get("sha256") == sha256(path)
         )
     except (OSError, ValueError):
@@ -138,17 +160,23 @@ def verified(spec: ModelSpec, path: Path) -> bool:
 
 
 def write_meta(spec: ModelSpec, path: Path, **details: object) -> None:
-    meta = {"format": FORMAT, "model": spec.name, "weights_sha256": spec.weights_sha256,
+    meta = {"format": FORMAT, "model": spec.name, "weights_sha256": weights_id(spec),
             "sha256": sha256(path), **details}
     tmp = _meta_path(path).with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, _meta_path(path))
 
 
-def ensure(spec: ModelSpec, kind: str) -> Path:
-    """The path of a verified artifact of `kind`, building (or rebuilding) it when needed."""
+def ensure(spec: ModelSpec, kind: str, allow_untrained: bool = False) -> Path:
+    """The path of a verified artifact of `kind`, building (or rebuilding) it when needed.
+    A network without trained weights here runs only with `allow_untrained` (benchmarks)."""
     if spec.path is not None:
         return spec.path
+    if weights_id(spec) is None:
+        if not allow_untrained:
+            raise ModelError(untrained_message(spec) + ", or pass --allow-untrained to run it with "
+                             "random weights (for benchmarks)")
+        log.warning("model %s runs with untrained (random) weights: its labels mean nothing", spec.name)
     path = artifact_path(spec, kind)
     if path.exists():
         if verified(spec, path):
@@ -165,9 +193,56 @@ def ensure(spec: ModelSpec, kind: str) -> Path:
     return path
 
 
+def downloadable(spec: ModelSpec) -> bool:
+    """True when the manifest gives a URL for the weights (`edgecam models pull` fetches it)."""
+    return bool(spec.weights) and spec.weights.startswith(("https://", "http://"))
+
+
+def untrained_message(spec: ModelSpec) -> str:
+    """Why `spec` has no trained weights here, and what would give it some."""
+    if downloadable(spec):
+        return (f"model {spec.name} has no trained weights yet: `edgecam models pull {spec.name}` "
+                f"downloads them, `--weights FILE` takes a local copy")
+    return (f"model {spec.name} has no published weights: `edgecam models build {spec.name} "
+            f"--weights FILE` takes your own checkpoint")
+
+
+def weights_dir() -> Path:
+    """Where pulled or user-given checkpoints live, one `NAME.pth` and its `.json` per model."""
+    return cache_dir() / "weights"
+
+
+def installed_weights(spec: ModelSpec) -> dict | None:
+    """The record of a checkpoint pulled or given for `spec` (sha256, source), if there is one."""
+    path = weights_dir() / f"{spec.name}.pth"
+    try:
+        record = json.loads(_meta_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return {**record, "path": str(path)} if path.is_file() else None
+
+
+def weights_id(spec: ModelSpec) -> str | None:
+    """The sha256 (or published prefix) of the checkpoint a build of `spec` uses now; None when it
+    has no trained weights here. Cheap: it reads records, it does not hash checkpoints."""
+    installed = installed_weights(spec)
+    if installed is not None:
+        return installed["sha256"]
+    if spec.weights and spec.weights.startswith("package:"):
+        return spec.weights_sha256
+    return None
+
+
 def weights_file(spec: ModelSpec) -> Path | None:
     """The verified checkpoint of `spec`, or None for a network without trained weights."""
-    if spec.weights is None:
+    installed = installed_weights(spec)
+    if installed is not None:
+        path = Path(installed["path"])
+        if sha256(path) != installed["sha256"]:
+            raise ModelError(f"weights file {path} of {spec.name} does not match the sha256 recorded "
+                             f"when it was stored: delete it and run `edgecam models pull {spec.name}`")
+        return path
+    if spec.weights is None or downloadable(spec):
         return None
     scheme, _, where = spec.weights.partition(":")
     if scheme != "package":

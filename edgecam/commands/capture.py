@@ -1,0 +1,101 @@
+"""`edgecam capture`: take photos of one class from any source into an ImageFolder dataset
+(DATASET/LABEL/*.jpg), the input of `edgecam train`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+from edgecam import options
+from edgecam.commands import settings_of
+
+log = logging.getLogger(__name__)
+
+# A label is a folder name and a line of the labels file: no separators, no control characters,
+# not hidden.
+LABEL = re.compile(r"^[^/\\\x00-\x1f.][^/\\\x00-\x1f]*$")
+
+
+def capture_options() -> list[options.Option]:
+    from edgecam import pipeline, sources
+
+    return [o for o in pipeline.OPTIONS if o.key == "source"] + sources.OPTIONS + [
+        options.Option("count", options.integer(1), 20, "how many photos to take", metavar="N"),
+        options.Option("every", options.number(0.0), 1.0, "seconds between photos (move the object "
+                       "or the camera in between)", metavar="S"),
+        options.Option("countdown", options.number(0.0), 3.0, "seconds to get ready before the "
+                       "first photo", metavar="S"),
+    ]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    capture = commands.add_parser("capture", help="take photos of one class into a dataset folder")
+    capture.add_argument("--label", required=True, metavar="NAME",
+                         help="the class these photos show: the folder DATASET/NAME")
+    capture.add_argument("--out", required=True, metavar="DATASET", help="the dataset folder")
+    capture.add_argument("--config", metavar="FILE", help="TOML file with any of these options")
+    options.add_arguments(capture, capture_options())
+    capture.set_defaults(func=cmd_capture)
+
+
+def next_index(folder: Path, label: str) -> int:
+    """The first free photo number: shots taken later add to a class, they never overwrite it."""
+    pattern = re.compile(re.escape(label) + r"_(\d+)\.jpg$")
+    taken = [int(m.group(1)) for p in folder.glob("*.jpg") if (m := pattern.match(p.name))]
+    return max(taken, default=0) + 1
+
+
+def countdown(seconds: float, label: str) -> None:
+    while seconds > 0:
+        print(f"capturing '{label}' in {seconds:.0f}…", file=sys.stderr, flush=True)
+        time.sleep(min(1.0, seconds))
+        seconds -= 1.0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    import cv2
+
+    from edgecam.errors import EdgecamError, UsageError
+    from edgecam.progress import Progress
+    from edgecam.sources import open_source
+
+    settings = settings_of(args, capture_options())
+    if not LABEL.match(args.label):
+        raise UsageError(f"--label {args.label!r}: a class name is a folder name: no '/', '\\', "
+                         "control characters or leading '.'")
+    folder = Path(args.out) / args.label
+    source = open_source(settings.source, settings)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgecamError(f"dataset folder {folder} cannot be created ({e.strerror})") from None
+    index = next_index(folder, args.label)
+    saved = 0
+    with source:
+        countdown(settings.countdown, args.label)
+        progress = Progress(f"capturing {args.label}", settings.count, unit="photos")
+        next_shot = time.monotonic()
+        while saved < settings.count:
+            time.sleep(max(0.0, next_shot - time.monotonic()))
+            frame = source.read()
+            if frame is None:
+                break
+            next_shot = time.monotonic() + settings.every
+            path = folder / f"{args.label}_{index:04d}.jpg"
+            bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+            if not cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+                raise EdgecamError(f"photo {path} cannot be written: check the --out folder's "
+                                   "permissions and free space")
+            index += 1
+            saved += 1
+            progress.advance(note=path.name)
+    if saved == 0:
+        raise EdgecamError(f"source {settings.source} gave no frames: nothing captured")
+    progress.finish(f"{saved} photos in {folder}")
+    if saved < settings.count:
+        log.warning("source %s ended after %d of %d photos", settings.source, saved, settings.count)
+    print(f"{saved} photos of '{args.label}' in {folder}")
+    return 0
