@@ -27,9 +27,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(level: str) -> None:
-    """One line per message on stderr, no colour: what journald and CI logs want."""
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    """One line per message on stderr, no colour, priority-prefixed under journald."""
+    from edgecam.service import journal
+
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[journal.handler()])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
