@@ -86,7 +86,8 @@ def whole_pipeline(settings_values: dict, frames: list[np.ndarray], preview: boo
     settings = resolve(run_options(), settings_values)
     viewer = None
     if preview:
-        viewer = Viewer(f"http://{settings.preview}/stream.mjpg")
+        host, port = settings.preview
+        viewer = Viewer(f"http://{host}:{port}/stream.mjpg")
         viewer.start()
     try:
         summary = pipeline.run(settings, MemorySource(frames))

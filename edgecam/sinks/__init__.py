@@ -1,31 +1,136 @@
-"""Outputs: the window and the JSON Lines log."""
+"""Outputs: the window, the web preview with metrics, the log, events with snapshots, MQTT."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 
-from edgecam.options import Option, boolean, optional, text
+from edgecam.errors import EdgecamError, UsageError
+from edgecam.options import Option, Settings, boolean, choice, integer, number, optional, text
 from edgecam.sinks.base import Sink
+from edgecam.sinks.events import MODES
+from edgecam.sinks.mqtt import parse_url
+from edgecam.sinks.preview import parse_address
+
+UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def byte_size(value: Any) -> int:
+    """A size in bytes: 1048576, "500k", "1M", "1MiB", "2GB" (K/M/G are powers of 1024)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        found = re.fullmatch(r"\s*(\d+)\s*([kmg]?)(i?b)?\s*", str(value), re.IGNORECASE)
+        if not found:
+            raise ValueError("must be a size such as 1048576, 500k or 1M")
+        size = int(found.group(1)) * UNITS[found.group(2).lower()]
+    if size < 1:
+        raise ValueError("must be at least 1 byte")
+    return size
+
+
+def address(value: Any) -> tuple[str, int]:
+    return parse_address(str(value) if isinstance(value, int) and not isinstance(value, bool)
+                         else text(value))
+
 
 OPTIONS = [
     Option("headless", boolean, False, "no window, even when a display is available", switch=True),
-    Option("log", optional(text), None, "append one JSON line per classified frame to this file",
-           metavar="PATH"),
+    Option("display", boolean, False, "show the window (the default when a display is available)",
+           switch=True),
+    Option("preview", optional(address), None, "serve a web preview, /api/status and /metrics at "
+           "[HOST:]PORT (host 127.0.0.1 unless given)", metavar="[HOST:]PORT"),
+    Option("preview_token", optional(text), None, "token every preview request must carry "
+           "(?token= or Authorization: Bearer); required when HOST is not loopback",
+           metavar="TOKEN"),
+    Option("log", optional(text), None, "append one record per classified frame (or event) to "
+           "this file", metavar="PATH"),
+    Option("log_format", choice("auto", "jsonl", "csv"), "auto", "jsonl or csv; auto: csv for a "
+           ".csv path, else jsonl"),
+    Option("log_max_bytes", optional(byte_size), None, "start a new log file beyond this size, "
+           "e.g. 10M", metavar="SIZE"),
+    Option("log_keep", integer(0, 1000), 5, "rotated log files kept besides the current one",
+           metavar="N"),
+    Option("events", choice(*MODES), "every", "what the log, MQTT and snapshots get: every frame, "
+           "or an event when the top-1 label changes, crosses --event-threshold, or is stable for "
+           "--event-frames frames"),
+    Option("event_threshold", number(0.0, 1.0), 0.5, "score for --events threshold",
+           metavar="SCORE"),
+    Option("event_frames", integer(1, 100000), 5, "frames a label must stay on top for --events "
+           "stable", metavar="N"),
+    Option("smooth", integer(1, 1000), 1, "average the scores over the last N frames before "
+           "deciding on events", metavar="N"),
+    Option("snapshots", optional(text), None, "save a JPEG of the frame for each event in this "
+           "folder", metavar="DIR"),
+    Option("snapshot_keep", optional(integer(1)), 100, "keep at most N snapshots", metavar="N"),
+    Option("snapshot_max_bytes", optional(byte_size), None, "keep at most this many bytes of "
+           "snapshots, e.g. 500M", metavar="SIZE"),
+    Option("mqtt", optional(lambda v: parse_url(text(v))), None, "publish events to an MQTT broker: "
+           "mqtt://[user:password@]host[:port]/topic, or mqtts:// for TLS", metavar="URL"),
+    Option("mqtt_ca", optional(text), None, "CA certificate file for an mqtts:// broker with a "
+           "private CA", metavar="FILE"),
+    Option("mqtt_discovery", boolean, False, "announce the label and score sensors to Home "
+           "Assistant (MQTT discovery)", switch=True),
 ]
+
+DISCOVERY_PREFIX = "homeassistant"
 
 
 def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def make_sinks(settings) -> list[Sink]:
-    sinks: list[Sink] = []
-    if settings.log:
-        from edgecam.sinks.jsonl import JsonlLog
+def wants_window(settings: Settings) -> bool:
+    if settings.display and settings.headless:
+        raise UsageError("--display and --headless contradict each other: give one of them")
+    if settings.display and not has_display():
+        raise EdgecamError("--display: no display found (DISPLAY is not set): run on the desktop, "
+                           "set DISPLAY, or use --preview PORT to watch in a browser")
+    return settings.display or (not settings.headless and has_display())
 
-        sinks.append(JsonlLog(Path(settings.log)))
-    if not settings.headless and has_display():
+
+def make_sinks(settings: Settings) -> list[Sink]:
+    """The outputs the settings ask for. Metrics come first (they count every frame); the log,
+    MQTT and snapshots get every frame or only events; the window and preview show every frame."""
+    from edgecam.sinks.metrics import Metrics
+
+    metrics = Metrics()
+    sinks: list[Sink] = [metrics]
+    outputs: list[Sink] = []
+    if settings.log:
+        from edgecam.sinks.logfile import CsvFormat, JsonlFormat, LogFile
+
+        path = Path(settings.log)
+        csv = settings.log_format == "csv" or (settings.log_format == "auto"
+                                               and path.suffix.lower() == ".csv")
+        fmt = CsvFormat(getattr(settings, "topk", 5)) if csv else JsonlFormat()
+        outputs.append(LogFile(path, fmt, settings.log_max_bytes, settings.log_keep, metrics))
+    if settings.snapshots:
+        from edgecam.sinks.events import Snapshots
+
+        outputs.append(Snapshots(Path(settings.snapshots), settings.snapshot_keep,
+                                 settings.snapshot_max_bytes, metrics=metrics))
+    if settings.mqtt:
+        from edgecam.sinks.mqtt import Mqtt
+
+        outputs.append(Mqtt(settings.mqtt, settings.mqtt_ca,
+                            DISCOVERY_PREFIX if settings.mqtt_discovery else None, metrics))
+    if settings.events == "every":
+        sinks += outputs
+    elif outputs:
+        from edgecam.sinks.events import EventDetector, EventFilter
+
+        detector = EventDetector(settings.events, settings.event_threshold, settings.event_frames,
+                                 settings.smooth)
+        sinks.append(EventFilter(detector, outputs, metrics))
+    if wants_window(settings):
         from edgecam.sinks.window import Window
 
         sinks.append(Window())
+    if settings.preview:
+        from edgecam.sinks.preview import Preview
+
+        host, port = settings.preview
+        sinks.append(Preview(host, port, settings.preview_token, metrics))
     return sinks

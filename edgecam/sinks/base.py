@@ -1,9 +1,18 @@
-"""The one interface every output has: open(), write(frame, prediction), close()."""
+"""The one interface every output has: open(), write(frame, prediction), close(); and the hand-off
+that keeps a slow output (JPEG encoding, a broker, a disk) off the inference thread."""
 from __future__ import annotations
 
+import logging
+import threading
+from collections import deque
 from datetime import datetime, timezone
+from typing import Callable, Generic, TypeVar
 
 from edgecam.frame import Frame, Prediction
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Sink:
@@ -25,8 +34,9 @@ def top_record(prediction: Prediction) -> list[dict]:
 
 
 def record(frame: Frame, prediction: Prediction) -> dict:
-    """The result of one frame as the logs and messages carry it."""
-    return {
+    """The result of one frame as the logs and messages carry it; `event` when an event filter
+    passed it on (see edgecam.sinks.events)."""
+    result = {
         "time": datetime.fromtimestamp(frame.timestamp, timezone.utc).isoformat(timespec="milliseconds"),
         "frame": frame.index,
         "source": frame.source,
@@ -36,3 +46,55 @@ def record(frame: Frame, prediction: Prediction) -> dict:
         "inference_ms": round(prediction.inference_ms, 3),
         "fps": round(prediction.fps, 2),
     }
+    if "event" in prediction.extra:
+        result["event"] = prediction.extra["event"]
+    return result
+
+
+class Handoff(Generic[T]):
+    """Runs `handle(item)` on a thread of its own. `put` never blocks: when `capacity` items are
+    waiting already, the oldest is dropped (capacity 1: only the newest item is ever handled), so
+    the inference loop never waits for a slow output."""
+
+    def __init__(self, name: str, handle: Callable[[T], None], capacity: int = 1) -> None:
+        self.name = name
+        self.handle = handle
+        self.skipped = 0  # items dropped because the thread was busy
+        self._items: deque[T] = deque(maxlen=capacity)
+        self._condition = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, item: T) -> None:
+        with self._condition:
+            if len(self._items) == self._items.maxlen:
+                self.skipped += 1
+            self._items.append(item)
+            self._condition.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                while not self._items and not self._stopping:
+                    self._condition.wait()
+                if not self._items:
+                    return
+                item = self._items.popleft()
+            try:
+                self.handle(item)
+            except Exception:  # an output's bug must not end the thread that serves it
+                log.exception("%s failed", self.name)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Handle what is still waiting (bounded by `timeout`), then end the thread."""
+        with self._condition:
+            self._stopping = True
+            self._condition.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("%s: %d items not handled after %.0f s", self.name, len(self._items),
+                            timeout)

@@ -8,7 +8,7 @@ import cv2
 from edgecam.errors import EdgecamError
 from edgecam.frame import Frame, Prediction
 from edgecam.sinks.base import Sink
-from edgecam.sinks.overlay import draw_overlay
+from edgecam.sinks.overlay import display_image, draw_overlay
 
 log = logging.getLogger(__name__)
 
@@ -18,17 +18,22 @@ QUIT_KEYS = {ord("q"), ord("Q"), 27}
 class Window(Sink):
     def __init__(self, title: str = "edgecam") -> None:
         self.title = title
+        self._sized = False
 
     def open(self) -> None:
         try:
-            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+            # Resizable, keeping the aspect ratio, without Qt's toolbar over the picture.
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as e:
             raise EdgecamError(f"cannot open a window ({str(e).strip().splitlines()[-1]}): run with "
                                "--headless, or install opencv-python (not -headless)") from None
 
     def write(self, frame: Frame, prediction: Prediction) -> None:
-        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
-        cv2.imshow(self.title, draw_overlay(bgr, prediction))
+        image = draw_overlay(display_image(frame.image, max_width=1920), prediction)
+        if not self._sized:  # a new window is small; open it at the picture's size once
+            cv2.resizeWindow(self.title, image.shape[1], image.shape[0])
+            self._sized = True
+        cv2.imshow(self.title, image)
         key = cv2.waitKey(1) & 0xFF
         closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
         if key in QUIT_KEYS or closed:

@@ -1,0 +1,181 @@
+"""Events for headless loggers: instead of every frame, pass on only the frames where something
+happened (the top-1 label changed, crossed a score threshold, or held for N frames), judged on
+scores smoothed over the last few frames so one noisy frame does not make an event.
+
+An event rides along with the prediction (`prediction.extra["event"]`), so the log, MQTT and the
+snapshots that receive it all carry the same event."""
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict, deque
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+
+from edgecam.errors import EdgecamError
+from edgecam.frame import Frame, Prediction
+from edgecam.sinks.base import Handoff, Sink
+from edgecam.sinks.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+MODES = ("every", "change", "threshold", "stable")
+
+
+class Smoother:
+    """The mean score of each label over the last `frames` frames (a label outside a frame's
+    top-k counts as 0 there), and the best of them."""
+
+    def __init__(self, frames: int) -> None:
+        self.history: deque[dict[str, float]] = deque(maxlen=frames)
+
+    def update(self, prediction: Prediction) -> tuple[str, float]:
+        self.history.append({t.label: t.score for t in prediction.top})
+        sums: dict[str, float] = defaultdict(float)
+        for scores in self.history:
+            for label, score in scores.items():
+                sums[label] += score
+        label = max(sums, key=sums.__getitem__)
+        return label, sums[label] / len(self.history)
+
+
+class EventDetector:
+    """Turns each frame's (smoothed) top-1 into an event or None.
+
+    change: the label differs from the last event's. threshold: the label rose to `threshold` or
+    more, changed while above it, or fell below it. stable: a label stayed top-1 for
+    `stable_frames` frames in a row and is not the last event's label."""
+
+    def __init__(self, mode: str, threshold: float = 0.5, stable_frames: int = 5,
+                 smooth_frames: int = 1) -> None:
+        self.mode = mode
+        self.threshold = threshold
+        self.stable_frames = stable_frames
+        self.smoother = Smoother(smooth_frames)
+        self.state: str | None = None  # the label the last event reported (None: below threshold)
+        self._candidate: str | None = None
+        self._run = 0
+
+    def update(self, prediction: Prediction) -> dict | None:
+        label, score = self.smoother.update(prediction)
+        if self.mode == "threshold":
+            new: str | None = label if score >= self.threshold else None
+        elif self.mode == "stable":
+            self._run = self._run + 1 if label == self._candidate else 1
+            self._candidate = label
+            new = label if self._run >= self.stable_frames else self.state
+        else:
+            new = label
+        if new == self.state:
+            return None
+        event = {"kind": self.mode, "label": label, "score": round(score, 5),
+                 "previous": self.state}
+        if self.mode == "threshold":
+            event["above"] = new is not None
+        self.state = new
+        return event
+
+
+class EventFilter(Sink):
+    """Passes only the frames that are events on to `outputs`, with the event attached."""
+
+    def __init__(self, detector: EventDetector, outputs: list[Sink], metrics: Metrics | None = None):
+        self.detector = detector
+        self.outputs = outputs
+        self.metrics = metrics
+
+    def open(self) -> None:
+        for output in self.outputs:
+            output.open()
+
+    def write(self, frame: Frame, prediction: Prediction) -> None:
+        event = self.detector.update(prediction)
+        if event is None:
+            return
+        if self.metrics is not None:
+            self.metrics.event(event["kind"])
+        prediction = replace(prediction, extra={**prediction.extra, "event": event})
+        for output in self.outputs:
+            output.write(frame, prediction)
+
+    def close(self) -> None:
+        for output in reversed(self.outputs):
+            output.close()
+
+
+SNAPSHOT_NAME = re.compile(r"^\d{8}-\d{6}\.\d{3}_\d+_.*\.jpg$")
+
+
+class Snapshots(Sink):
+    """A JPEG of the frame for each event it receives, written on a thread of its own (skipped
+    when that thread is still busy), keeping at most `keep` files and `max_bytes` in `folder`."""
+
+    def __init__(self, folder: Path, keep: int | None = 100, max_bytes: int | None = None,
+                 quality: int = 90, metrics: Metrics | None = None) -> None:
+        self.folder = folder
+        self.keep = keep
+        self.max_bytes = max_bytes
+        self.quality = quality
+        self.metrics = metrics
+        self._files: deque[tuple[Path, int]] = deque()  # oldest first, with sizes
+        self._bytes = 0
+        self._failing = False
+        self._handoff: Handoff[tuple[Frame, Prediction]] = Handoff("snapshots", self._save)
+
+    def open(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            existing = sorted(p for p in self.folder.iterdir() if SNAPSHOT_NAME.match(p.name))
+        except OSError as e:
+            raise EdgecamError(f"snapshot folder {self.folder} cannot be used ({e.strerror}): choose "
+                               "another --snapshots folder or fix its permissions") from None
+        for path in existing:
+            self._add(path, path.stat().st_size)
+        self._prune()
+        self._handoff.start()
+
+    def write(self, frame: Frame, prediction: Prediction) -> None:
+        self._handoff.put((frame, prediction))
+
+    def close(self) -> None:
+        self._handoff.stop()
+
+    def _save(self, item: tuple[Frame, Prediction]) -> None:
+        frame, prediction = item
+        stamp = datetime.fromtimestamp(frame.timestamp, timezone.utc).strftime("%Y%m%d-%H%M%S.%f")[:-3]
+        label = re.sub(r"[^A-Za-z0-9]+", "-", prediction.best.label).strip("-")[:40] or "frame"
+        path = self.folder / f"{stamp}_{frame.index}_{label}.jpg"
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR),
+                                [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            raise RuntimeError(f"JPEG encoding failed for a {frame.image.shape} frame")
+        partial = path.with_suffix(".part")
+        try:
+            partial.write_bytes(jpeg.tobytes())
+            partial.replace(path)  # a reader never sees half a JPEG
+        except OSError as e:
+            partial.unlink(missing_ok=True)
+            if self.metrics is not None:
+                self.metrics.error("snapshots")
+            if not self._failing:
+                log.warning("snapshot %s cannot be written (%s): classification goes on", path,
+                            e.strerror)
+            self._failing = True
+            return
+        self._failing = False
+        self._add(path, len(jpeg))
+        self._prune()
+
+    def _add(self, path: Path, size: int) -> None:
+        self._files.append((path, size))
+        self._bytes += size
+
+    def _prune(self) -> None:
+        while self._files and ((self.keep is not None and len(self._files) > self.keep)
+                               or (self.max_bytes is not None and self._bytes > self.max_bytes)):
+            path, size = self._files.popleft()
+            self._bytes -= size
+            path.unlink(missing_ok=True)

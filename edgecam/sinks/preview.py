@@ -1,0 +1,234 @@
+"""The web preview: an MJPEG stream of the overlaid frames, a page that shows it with the live
+predictions, /api/status (JSON) and /metrics (Prometheus), on the stdlib's threading HTTP server.
+
+The inference loop only swaps in the newest frame (write() takes a lock for a pointer swap); an
+encoder thread draws and JPEG-encodes it, and only while a stream has a viewer. Each viewer's
+connection has its own thread and always gets the newest JPEG, so a slow viewer skips frames
+instead of slowing anything else."""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import cv2
+
+from edgecam.errors import EdgecamError, UsageError
+from edgecam.frame import Frame, Prediction
+from edgecam.sinks.base import Sink, record
+from edgecam.sinks.metrics import Metrics
+from edgecam.sinks.overlay import display_image, draw_overlay
+from edgecam.sinks.preview_page import PAGE
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "edgecam-frame"
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """'[HOST:]PORT' (HOST may be an IPv6 address in brackets) → (host, port); host defaults to
+    127.0.0.1."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535 or (sep and not host):
+        raise ValueError("must be [HOST:]PORT with a port from 0 to 65535")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+class Preview(Sink):
+    def __init__(self, host: str, port: int, token: str | None, metrics: Metrics,
+                 quality: int = 80) -> None:
+        if not is_loopback(host) and not token:
+            raise UsageError(f"--preview {host}:{port} is reachable from other machines: set "
+                             "--preview-token (or preview_token in the config) so only those "
+                             "who know it can watch")
+        self.host, self.port, self.token = host, port, token
+        self.metrics = metrics
+        self.quality = quality
+        self.viewers = 0
+        self.encoded = 0  # frames JPEG-encoded: only while someone watches the stream
+        self._condition = threading.Condition()
+        self._latest: tuple[Frame, Prediction] | None = None
+        self._version = 0  # bumped by each write()
+        self._jpeg = b""
+        self._jpeg_version = 0  # bumped by each encoded frame
+        self._stopping = False
+        self._server: ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._server.server_address[1]}/"
+
+    def open(self) -> None:
+        handler = type("Handler", (PreviewHandler,), {"preview": self})
+        server_class = type("Server", (ThreadingHTTPServer,), {
+            "daemon_threads": True, "block_on_close": False,
+            "address_family": socket.AF_INET6 if ":" in self.host else socket.AF_INET})
+        try:
+            self._server = server_class((self.host, self.port), handler)
+        except OSError as e:
+            raise EdgecamError(f"web preview cannot listen on {self.host}:{self.port} "
+                               f"({e.strerror}): choose another --preview port") from None
+        self.metrics.gauges["edgecam_preview_viewers"] = ("viewers of the MJPEG stream",
+                                                          lambda: self.viewers)
+        self.metrics.gauges["edgecam_preview_encoded_frames"] = (
+            "frames JPEG-encoded for the stream (only while it has viewers)", lambda: self.encoded)
+        self._threads = [threading.Thread(target=self._server.serve_forever, name="preview http",
+                                          daemon=True),
+                         threading.Thread(target=self._encode, name="preview encoder", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        log.info("web preview at %s", self.url)
+
+    def write(self, frame: Frame, prediction: Prediction) -> None:
+        with self._condition:
+            self._latest = (frame, prediction)
+            self._version += 1
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        with self._condition:
+            self._stopping = True
+            self._condition.notify_all()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _encode(self) -> None:
+        encoded = 0
+        while True:
+            with self._condition:
+                while not self._stopping and (self._version == encoded or not self.viewers):
+                    self._condition.wait()
+                if self._stopping:
+                    return
+                encoded = self._version
+                frame, prediction = self._latest  # type: ignore[misc]
+            try:
+                image = draw_overlay(display_image(frame.image), prediction)
+                ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                if not ok:
+                    raise RuntimeError(f"JPEG encoding failed for a {image.shape} frame")
+            except Exception:
+                log.exception("web preview: encoding a frame failed")
+                self.metrics.error("preview")
+                continue
+            with self._condition:
+                self._jpeg, self._jpeg_version = jpeg.tobytes(), self._jpeg_version + 1
+                self.encoded += 1
+                self._condition.notify_all()
+
+    def next_jpeg(self, after: int, timeout: float = 1.0) -> tuple[bytes, int] | None:
+        """The newest JPEG once it is newer than version `after`, or None on timeout or stop."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._stopping or self._jpeg_version > after, timeout)
+            if self._stopping or self._jpeg_version <= after:
+                return None
+            return self._jpeg, self._jpeg_version
+
+    def watch(self, delta: int) -> None:
+        with self._condition:
+            self.viewers += delta
+            self._condition.notify_all()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def status(self) -> dict:
+        with self._condition:
+            latest = self._latest
+        status = {"frames": self.metrics.frames, "dropped": self.metrics.dropped,
+                  "viewers": self.viewers, "prediction": None}
+        if latest is not None:
+            status["prediction"] = record(*latest)
+        return status
+
+    def authorized(self, path: str, authorization: str | None) -> bool:
+        if not self.token:
+            return True
+        given = parse_qs(urlsplit(path).query).get("token", [""])[0]
+        if authorization and authorization.startswith("Bearer "):
+            given = authorization[len("Bearer "):].strip()
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+
+class PreviewHandler(BaseHTTPRequestHandler):
+    preview: Preview
+    server_version = "edgecam"
+
+    def do_GET(self) -> None:
+        if not self.preview.authorized(self.path, self.headers.get("Authorization")):
+            self._send(HTTPStatus.UNAUTHORIZED, "text/plain; charset=utf-8",
+                       b"a token is required: add ?token=... or an Authorization: Bearer header\n",
+                       {"WWW-Authenticate": 'Bearer realm="edgecam"'})
+            return
+        route = urlsplit(self.path).path
+        if route in ("/", "/index.html"):
+            self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE.encode())
+        elif route == "/stream.mjpg":
+            self._stream()
+        elif route == "/api/status":
+            self._send(HTTPStatus.OK, "application/json",
+                       json.dumps(self.preview.status(), ensure_ascii=False).encode())
+        elif route == "/metrics":
+            self._send(HTTPStatus.OK, "text/plain; version=0.0.4; charset=utf-8",
+                       self.preview.metrics.render().encode())
+        else:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
+
+    def _send(self, status: HTTPStatus, content_type: str, body: bytes,
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream(self) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.preview.watch(+1)
+        version = 0
+        try:
+            while not self.preview.stopping:
+                item = self.preview.next_jpeg(version)
+                if item is None:
+                    continue
+                jpeg, version = item
+                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                                 f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the viewer went away
+        finally:
+            self.preview.watch(-1)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the stdlib's name)
+        log.debug("web preview %s: " + format, self.client_address[0], *args)

@@ -1,0 +1,150 @@
+"""MQTT against a real mosquitto started here (loopback, its own config, a password): events and
+the retained state arrive, Home Assistant discovery is announced, and kill -9 brings the will."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import edgecam
+
+paho = pytest.importorskip("paho.mqtt.client")
+
+USER, PASSWORD = "cam", "p@ss word"
+TOPIC = "home/hall"
+
+
+def wait_for(condition, timeout: float = 90, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return result
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    """A mosquitto on a free loopback port that only lets USER in; yields the port."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("needs mosquitto (apt install mosquitto)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), USER, PASSWORD], check=True,
+                   capture_output=True)
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n"
+                      "persistence false\nuser root\n")
+    server = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        def listening() -> bool:
+            assert server.poll() is None, "mosquitto exited"
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        wait_for(listening, 20, "mosquitto to listen")
+        yield port
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+class Subscriber:
+    """Collects every message under a filter, retained ones included."""
+
+    def __init__(self, port: int, topics: str = "#") -> None:
+        self.messages: list[tuple[str, str, bool]] = []
+        self.lock = threading.Lock()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self.client.username_pw_set(USER, PASSWORD)
+        subscribed = threading.Event()
+        self.client.on_connect = lambda c, *_: c.subscribe(topics, qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert subscribed.wait(20), "the subscription was not acknowledged"
+
+    def _on_message(self, client, userdata, message) -> None:
+        with self.lock:
+            self.messages.append((message.topic, message.payload.decode(), bool(message.retain)))
+
+    def on(self, topic: str) -> list[str]:
+        with self.lock:
+            return [payload for t, payload, _ in self.messages if t == topic]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def url(port: int) -> str:
+    return f"mqtt://{USER}:p%40ss%20word@127.0.0.1:{port}/{TOPIC}"
+
+
+def test_events_state_and_discovery_reach_a_subscriber(broker: int) -> None:
+    live = Subscriber(broker)
+    try:
+        edgecam("run", "--headless", "--frames", "60", "--events", "change", "--mqtt", url(broker),
+                "--mqtt-discovery", check=True)
+        wait_for(lambda: "offline" in live.on(f"{TOPIC}/status"), 20, "the goodbye")
+    finally:
+        live.close()
+    events = [json.loads(p) for p in live.on(f"{TOPIC}/event")]
+    assert events and all(e["event"]["kind"] == "change" for e in events)
+    labels = [e["event"]["label"] for e in events]
+    assert all(a != b for a, b in zip(labels, labels[1:]))  # each event is a change
+    assert live.on(f"{TOPIC}/status") == ["online", "offline"]
+    # A subscriber arriving later gets the retained state, status and discovery configs.
+    late = Subscriber(broker)
+    try:
+        wait_for(lambda: late.on(f"{TOPIC}/state") and late.on(f"{TOPIC}/status"), 20, "retained messages")
+        retained = {t for t, _, retain in late.messages if retain}
+    finally:
+        late.close()
+    state = json.loads(late.on(f"{TOPIC}/state")[-1])
+    assert state["label"] == labels[-1] and state["frame"] == events[-1]["frame"]
+    assert late.on(f"{TOPIC}/status") == ["offline"]
+    config = json.loads(late.on("homeassistant/sensor/home_hall/label/config")[0])
+    assert config["state_topic"] == f"{TOPIC}/state" and config["availability_topic"] == f"{TOPIC}/status"
+    assert {f"{TOPIC}/state", f"{TOPIC}/status", "homeassistant/sensor/home_hall/score/config"} <= retained
+
+
+def test_kill_9_publishes_the_last_will(broker: int, tmp_path: Path) -> None:
+    live = Subscriber(broker, f"{TOPIC}/#")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    run = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--headless", "--mqtt", url(broker)],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: live.on(f"{TOPIC}/event"), what="the first event")
+        assert live.on(f"{TOPIC}/status") == ["online"]
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+        wait_for(lambda: "offline" in live.on(f"{TOPIC}/status"), 30, "the last will")
+    finally:
+        run.kill()
+        run.wait()
+        live.close()
+
+
+def test_wrong_password_warns_once_and_inference_goes_on(broker: int) -> None:
+    result = edgecam("run", "--headless", "--frames", "20", "--mqtt",
+                     f"mqtt://{USER}:wrong@127.0.0.1:{broker}/{TOPIC}", check=True)
+    assert result.stderr.count("WARNING") == 1 and "refused the connection" in result.stderr
+    assert "classified 20 frames" in result.stderr
+
+
+def test_bad_urls_are_usage_errors() -> None:
+    for bad in ("http://host/topic", "mqtt:///topic", "mqtt://host:99999/t", "mqtt://host/a/#"):
+        result = edgecam("run", "--headless", "--frames", "1", "--mqtt", bad)
+        assert result.returncode == 2 and "--mqtt" in result.stderr, bad
