@@ -14,6 +14,9 @@ class Frame:
     index: int
     timestamp: float  # time.time() at capture
     source: str = ""
+    # The same picture already scaled by the camera's ISP near the model input (picamera2's lores
+    # stream); preprocessing starts from it when present.
+    model_image: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

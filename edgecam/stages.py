@@ -64,7 +64,8 @@ class Prefetcher:
                 read = time.perf_counter()
                 if frame is None:
                     break
-                item = Prepared(frame, self.prepare(frame.image))
+                image = frame.image if frame.model_image is None else frame.model_image
+                item = Prepared(frame, self.prepare(image))
                 self.clock.add("capture", read - started)
                 self.clock.add("preprocess", time.perf_counter() - read)
                 self._put(item)
