@@ -1,6 +1,7 @@
 """Reading image files as RGB arrays, with one-line errors."""
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import cv2
@@ -16,14 +17,25 @@ def is_image_file(path: Path) -> bool:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
+    """The image in `path` as uint8 RGB HxWx3, or a SourceError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"image {path} does not exist")
     try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise SourceError(f"image {path} is a folder, not an image file")
+        if not stat.S_ISREG(mode):  # a device or a pipe could block or never end
+            raise SourceError(f"image {path} is not a regular file")
         data = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        raise SourceError(f"image {path} cannot be read: {e.strerror}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except FileNotFoundError:
+        raise SourceError(f"image {path} does not exist") from None
+    except OSError as e:  # unreadable, or a name too long for the file system
+        raise SourceError(f"image {path} cannot be read: {e.strerror or e}") from None
+    except ValueError:  # a NUL byte in the name
+        raise SourceError(f"image {str(path)!r} does not exist") from None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error:  # most decoders return None for bad data; some raise
+        image = None
     if image is None:
         raise SourceError(f"image {path} is not a readable image (JPEG, PNG, BMP, WebP, TIFF)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -36,11 +36,12 @@ def text(value: Any) -> str:
 
 def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
     def parse(value: Any) -> int:
-        if isinstance(value, bool):
+        # A TOML float counts only when whole (3.0, not 2.7, inf or nan); bool is an int subclass.
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError("must be an integer")
         try:
             number = int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError("must be an integer") from None
         if minimum is not None and number < minimum:
             raise ValueError(f"must be ≥ {minimum}")
@@ -57,10 +58,12 @@ def number(minimum: float | None = None, maximum: float | None = None) -> Parser
             raise ValueError("must be a number")
         try:
             result = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
             raise ValueError("must be a number") from None
-        if result != result or (minimum is not None and result < minimum):
-            raise ValueError(f"must be a number ≥ {minimum}")
+        if result != result:
+            raise ValueError("must be a number")
+        if minimum is not None and result < minimum:
+            raise ValueError(f"must be ≥ {minimum}")
         if maximum is not None and result > maximum:
             raise ValueError(f"must be ≤ {maximum}")
         return result
@@ -120,17 +123,33 @@ def add_arguments(parser: argparse.ArgumentParser, options: Iterable[Option]) ->
             )
 
 
+# An edgecam config is a few lines; the cap keeps a wrong path (/dev/zero, a video) from eating memory.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     config = Path(path)
     try:
         with config.open("rb") as f:
-            return tomllib.load(f)
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"config file {config} does not exist: check the --config path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"config file {config} cannot be read: {e}") from None
-    except tomllib.TOMLDecodeError as e:
+    except OSError as e:
+        raise UsageError(f"config file {config} cannot be read: {e.strerror or e}") from None
+    except ValueError:  # a NUL byte in the path
+        raise UsageError(f"config file {_show(str(path))} is not a valid path") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise UsageError(f"config file {config} is larger than {MAX_CONFIG_BYTES >> 20} MiB: "
+                         "not an edgecam config")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageError(f"config file {config} is not UTF-8 text (byte {e.start})") from None
+    except ValueError as e:  # TOMLDecodeError, or int()'s digit limit that tomllib lets through
         raise UsageError(f"config file {config} is not valid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise UsageError(f"config file {config} is not valid TOML: arrays or tables nested too "
+                         "deeply") from None
 
 
 def resolve(
@@ -145,7 +164,7 @@ def resolve(
         option = known.get(key)
         if option is None:
             raise UsageError(
-                f"{config_name}: unknown key '{key}' (known keys: {', '.join(sorted(known))})"
+                f"{config_name}: unknown key {_show(key)} (known keys: {', '.join(sorted(known))})"
             )
         values[key] = _parse(option, value, f"{config_name}: key '{key}'")
     for key, value in flags.items():
@@ -162,4 +181,10 @@ def _parse(option: Option, value: Any, where: str) -> Any:
     try:
         return value_parser(value)
     except ValueError as e:
-        raise UsageError(f"{where} {e}, got {value!r}") from None
+        raise UsageError(f"{where} {e}, got {_show(value)}") from None
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """repr() cut to `limit` characters: an error line names a bad value, it does not dump it."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[:limit - 3] + "..."

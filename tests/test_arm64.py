@@ -1,0 +1,143 @@
+"""edgecam on the Arm target: the aarch64 Python 3.11 of Raspberry Pi OS, under qemu user-mode
+emulation (../shared/tools/arm64-python), with aarch64 wheels of numpy, headless OpenCV and
+onnxruntime 1.26 and nothing else: no torch, no onnx, no scikit-image. The model is built on the
+host; the Arm side only loads it. Both `edgecam classify` and `edgecam run` (on frames of the demo
+clip) must give the host's top-1 for every image.
+
+edgecam goes in as the wheel pip builds from this checkout, the way a Pi gets it: the package maps
+`edgecam.data` to models/, which a bare checkout on PYTHONPATH does not provide.
+
+Emulated time means nothing, so nothing here is timed. The first run builds the aarch64 root and
+fetches the wheels into $ARM64_CACHE (default /tmp/arm64-cache): about a minute."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import ROOT, edgecam, read_jsonl
+
+pytestmark = [pytest.mark.arm64, pytest.mark.slow]
+
+TOOL = ROOT.parent / "shared" / "tools" / "arm64-python"
+REQUIREMENTS = ROOT / "tests" / "arm64" / "requirements.txt"
+CACHE = Path(os.environ.get("ARM64_CACHE", "/tmp/arm64-cache"))
+
+# Run under emulation: what it runs on, and which heavy modules the onnxruntime path imported.
+PROBE = """
+import json, platform, sys
+import cv2, numpy, onnxruntime
+from edgecam import cli, classifier
+import edgecam.backends.onnx
+cli.parser()  # imports every subcommand, as `edgecam` does
+print(json.dumps({"machine": platform.machine(), "python": platform.python_version(),
+                  "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
+                  "opencv": cv2.__version__,
+                  "heavy": [m for m in ("torch", "onnx", "skimage") if m in sys.modules]}))
+"""
+
+
+def emulated(*args: str, src: Path, timeout: float) -> subprocess.CompletedProcess:
+    """python3.11 on aarch64 with `args`; a failure of the emulator or of edgecam fails the test
+    with its stderr (never a skip: a check that cannot run must say so)."""
+    if not os.access(TOOL, os.X_OK):
+        pytest.fail(f"{TOOL} is missing: the aarch64 check needs ../shared/tools beside the repo")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(EDGECAM_SRC=str(src), ARM64_CACHE=str(CACHE))
+    # Not from the checkout: `python -m` puts the working directory first on sys.path.
+    result = subprocess.run([str(TOOL), "--req", str(REQUIREMENTS), "--", *args], capture_output=True,
+                            text=True, timeout=timeout, env=env, cwd=src)
+    if result.returncode != 0:
+        pytest.fail(f"aarch64 python {' '.join(args)[:80]} exited {result.returncode}:\n"
+                    f"{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def arm64(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """edgecam installed for the emulated Python (pure Python: the wheel unpacked), the model built
+    on the host, and what the probe found on the Arm side."""
+    edgecam("models", "build", "efficientnet_lite0", check=True)
+    work = tmp_path_factory.mktemp("arm64")
+    checkout = work / "checkout"  # a copy, so pip's build/ never touches the working tree
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                            str(work / "wheel"), str(checkout)], capture_output=True, text=True,
+                           timeout=300)
+    if built.returncode != 0:
+        pytest.fail(f"pip wheel of the checkout failed:\n{built.stderr[-3000:]}")
+    src = work / "site"
+    for wheel in (work / "wheel").glob("edgecam-*.whl"):
+        zipfile.ZipFile(wheel).extractall(src)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".edgecam-tests.lock", "w") as lock:  # one first-time root build at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        probe = emulated("-c", PROBE, src=src, timeout=600)
+    return src, json.loads(probe.stdout.strip().splitlines()[-1])
+
+
+def test_the_arm_side_is_aarch64_python_311_with_onnxruntime_126_and_no_torch(
+        arm64: tuple[Path, dict]) -> None:
+    _, found = arm64
+    assert found["machine"] == "aarch64", found
+    assert found["python"].startswith("3.11."), found
+    assert found["onnxruntime"].startswith("1.26."), found
+    assert found["heavy"] == [], f"the onnxruntime path imported {found['heavy']}"
+
+
+def top1(record: dict) -> tuple[str, int]:
+    return record["top"][0]["label"], record["top"][0]["index"]
+
+
+def assert_same_top1(host: dict[str, dict], arm: dict[str, dict]) -> None:
+    """Same top-1 label for every image; its score within 0.001 (onnxruntime 1.26 with NEON kernels
+    vs the host's version with x86 ones: same model, different float summation order)."""
+    assert sorted(arm) == sorted(host)
+    for name, record in host.items():
+        print(f"{Path(name).name}: host {top1(record)} {record['top'][0]['score']:.5f}, "
+              f"aarch64 {top1(arm[name])} {arm[name]['top'][0]['score']:.5f}")
+        assert top1(arm[name]) == top1(record), (name, arm[name]["top"], record["top"])
+        assert abs(arm[name]["top"][0]["score"] - record["top"][0]["score"]) <= 0.001, name
+
+
+def test_classify_gives_the_host_top1(arm64: tuple[Path, dict], photo_files: dict[str, Path]) -> None:
+    src, _ = arm64
+    images = [str(photo_files["chelsea"]), str(photo_files["coffee"])]  # a PNG and a JPEG
+    host = json.loads(edgecam("classify", "--json", *images, check=True).stdout)
+    arm = json.loads(emulated("-m", "edgecam", "classify", "--json", *images, src=src,
+                              timeout=300).stdout)
+    assert all(r["backend"] == "onnx" for r in arm)
+    assert_same_top1({r["image"]: r for r in host}, {r["image"]: r for r in arm})
+
+
+def test_run_on_demo_frames_gives_the_host_top1(arm64: tuple[Path, dict], tmp_path: Path) -> None:
+    """The demo clip renders from scikit-image photos on the host; the middle frame of each shot,
+    saved losslessly, goes through `edgecam run` (source, preprocess, onnxruntime, JSONL log) on
+    both sides. One frame per shot keeps a cold run within CI's five minutes."""
+    from edgecam.sources.demo import DemoClip
+
+    src, _ = arm64
+    clip = DemoClip()
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for shot in range(len(clip.names)):
+        index = shot * clip.shot_frames + clip.shot_frames // 2
+        cv2.imwrite(str(frames / f"{index:03d}-{clip.shot(index)}.png"),
+                    cv2.cvtColor(clip.frame(index), cv2.COLOR_RGB2BGR))
+    edgecam("run", "--source", str(frames), "--headless", "--log", str(tmp_path / "host.jsonl"),
+            check=True)
+    emulated("-m", "edgecam", "run", "--source", str(frames), "--headless", "--log",
+             str(tmp_path / "arm.jsonl"), src=src, timeout=400)
+    host = {r["source"]: r for r in read_jsonl(tmp_path / "host.jsonl")}
+    arm = {r["source"]: r for r in read_jsonl(tmp_path / "arm.jsonl")}
+    assert len(host) == len(clip.names)
+    assert_same_top1(host, arm)
