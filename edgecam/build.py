@@ -1,13 +1,15 @@
 """Builds the artifacts of a model: the network with its weights, wrapped so that it takes the
 uint8 HWC frames the pipeline produces (mean/std, layout and dtype inside the graph), exported to
-ONNX or TorchScript and checked against eager torch before it is written. Imports torch."""
+ONNX or TorchScript and checked against eager torch before it is written; int8 is in quantize.py.
+Imports torch."""
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -17,10 +19,10 @@ from edgecam import nets, store
 from edgecam.errors import ModelError
 from edgecam.progress import Progress
 
-log = logging.getLogger(__name__)
-
 # An export whose logits differ more than this from eager torch is refused.
 MAX_ABS_DIFF = 1e-3
+# Untrained networks start from this seed, so every artifact of one is the same network.
+SEED = 0
 
 
 class Preprocessed(nn.Module):
@@ -37,19 +39,43 @@ class Preprocessed(nn.Module):
         return self.net((x - self.mean) * self.scale)
 
 
-def network(spec: store.ModelSpec) -> nn.Module:
-    """The eager network of `spec` with its trained weights, in eval mode."""
+def untrained(spec: store.ModelSpec) -> nn.Module:
+    """The network of `spec` with its (seeded, so reproducible) initial weights."""
     assert spec.net is not None
-    net = nets.create(spec.net, len(spec.labels))
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED)
+        return nets.create(spec.net, len(spec.labels))
+
+
+def load_weights(net: nn.Module, path: Path, spec: store.ModelSpec) -> nn.Module:
+    """Load the checkpoint `path` into `net`, every key matched (weights_only: untrusted input)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling raises many types for a file that is not a checkpoint
+        raise ModelError(f"weights file {path} is not a readable torch checkpoint "
+                         f"({type(e).__name__}): check the file") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    try:
+        net.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise ModelError(f"weights {path} do not fit network {spec.net}: "
+                         f"{lines[1] if len(lines) > 1 else lines[0]}") from None
+    return net
+
+
+def network(spec: store.ModelSpec) -> nn.Module:
+    """The eager network of `spec` with its trained weights (if any here), in eval mode."""
+    net = untrained(spec)
     weights = store.weights_file(spec)
     if weights is not None:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
-            raise ModelError(f"weights {weights} do not fit network {spec.net}: {first}") from None
+        load_weights(net, weights, spec)
     return net.eval()
+
+
+def wrapped(spec: store.ModelSpec) -> nn.Module:
+    return Preprocessed(network(spec), spec.mean, spec.std).eval()
 
 
 def sample_input(spec: store.ModelSpec, batch: int = 2) -> torch.Tensor:
@@ -67,57 +93,71 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
         )
 
 
-def _run_onnx(path: Path, example: torch.Tensor) -> np.ndarray:
+def run_onnx(path: Path, images: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"image": example.numpy()})[0]
+    return session.run(None, {"image": images})[0]
 
 
 def _export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but runs everywhere
-        traced = torch.jit.freeze(torch.jit.trace(model, example))
+        # check_trace would re-trace and compare (3x the time); build() checks the result itself
+        traced = torch.jit.freeze(torch.jit.trace(model, example, check_trace=False))
         traced.save(str(path))
 
 
-def _run_torchscript(path: Path, example: torch.Tensor) -> np.ndarray:
+def _run_torchscript(path: Path, images: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
-        return torch.jit.load(str(path)).eval()(example).numpy()
+        return torch.jit.load(str(path)).eval()(torch.from_numpy(images)).numpy()
 
 
 EXPORTERS = {
-    "onnx": (_export_onnx, _run_onnx),
+    "onnx": (_export_onnx, run_onnx),
     "torchscript": (_export_torchscript, _run_torchscript),
 }
 
 
-def build(spec: store.ModelSpec, kind: str, path: Path) -> dict:
-    """Export `spec` as `kind` to `path` (atomically) after checking it against eager torch."""
-    export, run = EXPORTERS[kind]
-    progress = Progress(f"building {spec.name} ({kind})", 4)
-    model = Preprocessed(network(spec), spec.mean, spec.std).eval()
-    progress.advance(note="weights loaded")
-    example = sample_input(spec)
-    with torch.inference_mode():
-        expected = model(example).numpy()
+@contextlib.contextmanager
+def written_atomically(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` that becomes `path` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def build(spec: store.ModelSpec, kind: str, path: Path, calib: Path | None = None) -> dict:
+    """Export `spec` as `kind` to `path` (atomically) after checking it against eager torch;
+    `calib` is the folder of calibration images of an int8 build (default: the demo clip)."""
+    if kind == "onnx-int8":
+        from edgecam import quantize
+
+        return quantize.build_int8(spec, path, calib)
+    export, run = EXPORTERS[kind]
+    progress = Progress(f"building {spec.name} ({kind})", 4)
+    model = wrapped(spec)
+    progress.advance(note="weights loaded")
+    example = sample_input(spec)
+    with torch.inference_mode():
+        expected = model(example).numpy()
+    with written_atomically(path) as tmp:
         with torch.no_grad():
             export(model, example[:1], tmp)
         progress.advance(note="exported")
-        diff = float(np.abs(run(tmp, example) - expected).max())
+        diff = float(np.abs(run(tmp, example.numpy()) - expected).max())
         progress.advance(note=f"max |Δlogit| {diff:.2e}")
         if not diff <= MAX_ABS_DIFF:
             raise ModelError(f"the {kind} export of {spec.name} differs from torch by {diff:.3g} "
                              f"(limit {MAX_ABS_DIFF}); refusing to write it")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    details = {"kind": kind, "max_abs_diff": diff, "input": spec.input, "torch": torch.__version__}
+    details = {"kind": kind, "max_abs_diff": diff, "input": spec.input, "torch": torch.__version__,
+               "trained": store.weights_id(spec) is not None}
     store.write_meta(spec, path, **details)
     progress.finish(f"{path} (max |Δlogit| vs torch {diff:.2e})")
     return details

@@ -33,8 +33,9 @@ class Classifier:
         self.input_size = backend.input_size
 
     @classmethod
-    def load(cls, spec: store.ModelSpec, backend: str, threads: int, topk: int) -> "Classifier":
-        return cls(spec, backends.load(backend, spec, threads), topk)
+    def load(cls, spec: store.ModelSpec, backend: str, threads: int, topk: int,
+             allow_untrained: bool = False) -> "Classifier":
+        return cls(spec, backends.load(backend, spec, threads, allow_untrained), topk)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         return center_crop_resize(image, self.input_size)

@@ -29,7 +29,7 @@ def default_threads() -> int:
 
 
 OPTIONS = [
-    Option("source", text, "demo", "what to classify: demo, a video file, an image or a folder",
+    Option("source", text, "demo", "what to classify: picam:N, usb:N, csi://N, rtsp://…, http://…, a file, a folder or demo",
            metavar="URI"),
     Option("model", text, "efficientnet_lite0", "a model name (edgecam models list) or an .onnx file",
            metavar="NAME"),
@@ -38,6 +38,8 @@ OPTIONS = [
     Option("backend", choice(*backends.BACKENDS), "onnx", "inference backend: " + ", ".join(backends.BACKENDS)),
     Option("topk", integer(1, 1000), 5, "how many of the best labels to report", metavar="K"),
     Option("threads", integer(1, 256), default_threads(), "inference threads", metavar="N"),
+    Option("allow_untrained", bool, False, "run a network that has no trained weights here (random "
+           "weights: for benchmarks)", switch=True),
     Option("frames", optional(integer(1)), None, "stop after N classified frames", metavar="N"),
     Option("duration", optional(number(0.0)), None, "stop after S seconds", metavar="S"),
 ]
@@ -64,6 +66,7 @@ class Summary:
     dropped: int
     stages: dict[str, float]  # seconds spent per stage: capture, preprocess, inference, sinks, wait
     cpu_seconds: float
+    reload: bool = False  # ended by SIGHUP: the caller runs again with the config re-read
 
     @property
     def fps(self) -> float:
@@ -71,13 +74,17 @@ class Summary:
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; wakes the loop if it is waiting for a frame."""
+    """Set by SIGINT/SIGTERM, or by SIGHUP asking for a reload; wakes the loop if it waits."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.reload = False
         self.prefetcher: Prefetcher | None = None
 
-    def set(self, *_: object) -> None:
+    def set(self, signum: int = 0, _frame: object = None) -> None:
+        # A stop wins over a reload, whichever came first: a SIGTERM sent while a SIGHUP's run
+        # was still shutting down must not be lost to the restart.
+        self.reload = signum == signal.SIGHUP and (self.reload or not self.event.is_set())
         self.event.set()
         if self.prefetcher is not None:
             self.prefetcher.stop()
@@ -91,7 +98,8 @@ def stop_on_signals(stop: StopFlag) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, stop.set) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, stop.set) for sig in signals}
     try:
         yield
     finally:
@@ -101,12 +109,15 @@ def stop_on_signals(stop: StopFlag) -> Iterator[None]:
 
 def run(settings: Settings, source: Source | None = None) -> Summary:
     """Classify `settings.source` (or the given source) until it ends, a limit is reached, a sink
-    asks to stop, or SIGINT/SIGTERM arrives."""
+    asks to stop, SIGINT/SIGTERM arrives, or SIGHUP asks for a reload."""
     spec = store.get(settings.model, settings.labels)
     # A bad URI fails before the model loads; a camera may size a stream for the model's input.
     source = source or open_source(settings.source, settings, spec.input or None)
-    classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk)
-    sinks = make_sinks(settings)
+    classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk,
+                                 settings.allow_untrained)
+    from edgecam.service.notify import service_sinks  # systemd's READY/STATUS/WATCHDOG/STOPPING
+
+    sinks = make_sinks(settings) + service_sinks()
     clock = StageClock()
     prefetcher = Prefetcher(source, classifier.prepare, clock)
     stop = StopFlag()
@@ -148,14 +159,15 @@ def run(settings: Settings, source: Source | None = None) -> Summary:
         finally:
             prefetcher.stop()
             for sink in reversed(opened):
+                sink.reloading = stop.reload
                 sink.close()
             prefetcher.join()
             source.close()
     summary = Summary(count, time.monotonic() - started if started else 0.0,
                       source.dropped + prefetcher.dropped, dict(clock.seconds),
-                      _cpu_seconds() - cpu_started if started else 0.0)
-    log.info("classified %d frames in %.1f s (%.1f FPS, %d dropped)", summary.frames, summary.seconds,
-             summary.fps, summary.dropped)
+                      _cpu_seconds() - cpu_started if started else 0.0, stop.reload)
+    log.info("classified %d frames in %.1f s (%.1f FPS, %d dropped, %d reconnects)", summary.frames,
+             summary.seconds, summary.fps, summary.dropped, source.reconnects)
     return summary
 
 

@@ -13,6 +13,7 @@ from edgecam import store
 # backend name → (module, class, artifact kind it loads)
 BACKENDS: dict[str, tuple[str, str, str]] = {
     "onnx": ("edgecam.backends.onnx", "OnnxBackend", "onnx"),
+    "onnx-int8": ("edgecam.backends.onnx", "OnnxBackend", "onnx-int8"),
     "torchscript": ("edgecam.backends.torchscript", "TorchScriptBackend", "torchscript"),
 }
 
@@ -26,8 +27,9 @@ class Backend(Protocol):
         ...
 
 
-def load(name: str, spec: store.ModelSpec, threads: int) -> Backend:
+def load(name: str, spec: store.ModelSpec, threads: int, allow_untrained: bool = False) -> Backend:
     module_name, class_name, kind = BACKENDS[name]
-    path = store.ensure(spec, kind)
-    backend_class = getattr(importlib.import_module(module_name), class_name)
-    return backend_class(path, threads)
+    path = store.ensure(spec, kind, allow_untrained)
+    backend = getattr(importlib.import_module(module_name), class_name)(path, threads)
+    backend.name = name  # one class may serve several choices (onnx, onnx-int8)
+    return backend

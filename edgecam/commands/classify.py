@@ -8,12 +8,18 @@ from edgecam import options
 from edgecam.commands import model_options, settings_of
 
 
+def classify_options() -> list[options.Option]:
+    from edgecam import pipeline
+
+    return model_options() + [o for o in pipeline.OPTIONS if o.key == "allow_untrained"]
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     classify = commands.add_parser("classify", help="top-k labels of image files")
     classify.add_argument("images", nargs="+", metavar="IMAGE")
     classify.add_argument("--json", action="store_true", help="print JSON instead of text")
     classify.add_argument("--config", metavar="FILE", help="TOML file with model options")
-    options.add_arguments(classify, model_options())
+    options.add_arguments(classify, classify_options())
     classify.set_defaults(func=cmd_classify)
 
 
@@ -23,10 +29,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from edgecam.imageio import read_rgb
     from edgecam.sinks.base import top_record
 
-    settings = settings_of(args, model_options())
+    settings = settings_of(args, classify_options())
     images = [read_rgb(path) for path in args.images]  # refuse a bad file before any work
     spec = store.get(settings.model, settings.labels)
-    classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk)
+    classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk,
+                                 settings.allow_untrained)
     results = []
     for path, image in zip(args.images, images):
         prediction = classifier.classify(image)

@@ -1,52 +1,200 @@
-"""`edgecam models list|build`: the named models and their built files."""
+"""`edgecam models list|info|compare-conv|build|pull`: the named models, their cost, their files."""
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Bumped when the profiler counts differently, so cached totals are recounted.
+PROFILE_FORMAT = 1
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    models = commands.add_parser("models", help="list and build the models")
+    models = commands.add_parser("models", help="list, profile, build and pull the models")
     actions = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    listing = actions.add_parser("list", help="every named model and its built files")
+
+    listing = actions.add_parser("list", help="every named model: input, params, MACs, weights, files")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=cmd_list)
+
+    info = actions.add_parser("info", help="parameters and multiply-adds of a model, by kind of layer")
+    info.add_argument("name", metavar="NAME")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.add_argument("--layers", action="store_true", help="one line per conv / linear layer")
+    info.set_defaults(func=cmd_info)
+
+    compare = actions.add_parser("compare-conv", help="cost of a standard vs a depthwise separable conv")
+    for flag, default, what in (("--h", 112, "feature map height"), ("--w", 112, "feature map width"),
+                                ("--k", 3, "kernel size"), ("--cin", 64, "input channels"),
+                                ("--cout", 128, "output channels")):
+        compare.add_argument(flag, type=int, default=default, metavar="N",
+                             help=f"{what} (default: {default})")
+    compare.add_argument("--json", action="store_true", help="print JSON instead of text")
+    compare.set_defaults(func=cmd_compare_conv)
+
     building = actions.add_parser("build", help="build (export and verify) a model's files")
     building.add_argument("name", metavar="NAME")
     building.add_argument("--torchscript", action="store_true", help="also build the TorchScript file")
+    building.add_argument("--int8", action="store_true", help="also build the static int8 ONNX file")
+    building.add_argument("--calib", metavar="DIR", type=Path,
+                          help="calibration images for --int8 (default: the demo clip's photos)")
+    building.add_argument("--weights", metavar="FILE", type=Path,
+                          help="use this local checkpoint (stored as the model's weights)")
     building.add_argument("--force", action="store_true", help="rebuild even when a verified file exists")
     building.set_defaults(func=cmd_build)
+
+    pull = actions.add_parser("pull", help="download a model's published checkpoint into the store")
+    pull.add_argument("name", metavar="NAME")
+    pull.add_argument("--weights", metavar="FILE", type=Path,
+                      help="take this local checkpoint instead of downloading (offline devices)")
+    pull.set_defaults(func=cmd_pull)
+
+
+def weights_status(spec) -> str:
+    """pretrained (checkpoint here or in an installed package), pull (published, not fetched), none."""
+    from edgecam import store
+
+    if store.weights_id(spec) is not None:
+        return "pretrained"
+    return "pull" if spec.weights else "none"
+
+
+def _profiles(specs: list) -> dict[str, dict]:
+    """Totals per model, counted once per network and input size and cached in the store."""
+    from edgecam import store
+
+    path = store.cache_dir() / "profiles.json"
+    try:
+        cache = json.loads(path.read_text())
+        if cache.get("format") != PROFILE_FORMAT:
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    cache["format"] = PROFILE_FORMAT
+    missing = [s for s in specs if s.net and f"{s.net}@{s.input}" not in cache]
+    if missing:
+        try:
+            from edgecam import nets, profiler
+        except ImportError:
+            log.warning("counting params and MACs needs torch: pip install torch")
+        else:
+            for spec in missing:
+                summary = profiler.profile(nets.create(spec.net, len(spec.labels)), spec.input).summary()
+                cache[f"{spec.net}@{spec.input}"] = {"params": summary["params"], "macs": summary["macs"]}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(cache, indent=1) + "\n")
+    return {s.name: cache.get(f"{s.net}@{s.input}", {}) for s in specs}
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from edgecam import store
 
+    specs = [s for s in store.manifest().values()]
+    profiles = _profiles(specs)
     rows = []
-    for spec in store.manifest().values():
+    for spec in specs:
         built = [kind for kind in store.ARTIFACTS if store.verified(spec, store.artifact_path(spec, kind))]
+        cost = profiles[spec.name]
         rows.append({"name": spec.name, "net": spec.net, "input": spec.input,
-                     "classes": len(spec.labels), "weights": "pretrained" if spec.weights else "none",
-                     "built": built})
+                     "classes": len(spec.labels), "params": cost.get("params"), "macs": cost.get("macs"),
+                     "weights": weights_status(spec), "built": built})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<24} {'input':>5} {'classes':>7}  {'weights':<10} built")
+    print(f"{'model':<24} {'input':>5} {'params':>7} {'MACs':>7}  {'weights':<10} built")
     for row in rows:
-        print(f"{row['name']:<24} {row['input']:>5} {row['classes']:>7}  {row['weights']:<10} "
+        params = f"{row['params'] / 1e6:.2f}M" if row["params"] else "-"
+        macs = f"{row['macs'] / 1e6:.0f}M" if row["macs"] else "-"
+        print(f"{row['name']:<24} {row['input']:>5} {params:>7} {macs:>7}  {row['weights']:<10} "
               f"{', '.join(row['built']) or '-'}")
-    print(f"cache: {store.cache_dir()}")
+    print(f"cache: {store.cache_dir()}   weights: pretrained / pull (`edgecam models pull NAME`) / none")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from edgecam import nets, profiler, store
+    from edgecam.errors import ModelError
+
+    spec = store.get(args.name)
+    if spec.net is None:
+        raise ModelError(f"model {spec.name} is a ready model file: only named models can be profiled")
+    result = profiler.profile(nets.create(spec.net, len(spec.labels)), spec.input)
+    summary = {"name": spec.name, "net": spec.net, "weights": weights_status(spec), **result.summary()}
+    if args.layers:
+        summary["layers"] = [layer.row() for layer in result.layers]
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    if args.layers:
+        print(f"{'layer':<40} {'kind':<10} {'kernel':>6} {'in':>5} {'out':>5} {'output':>14} "
+              f"{'params':>9} {'MACs':>12}")
+        for layer in result.layers:
+            shape = "x".join(map(str, layer.output))
+            print(f"{layer.name:<40} {layer.kind:<10} {layer.kernel[0]}x{layer.kernel[1]:<4} "
+                  f"{layer.c_in:>5} {layer.c_out:>5} {shape:>14} {layer.params:>9,} {layer.macs:>12,}")
+        print()
+    print(f"{spec.name} ({spec.net}, {spec.input}x{spec.input}, weights: {summary['weights']})")
+    print(f"  params {result.params / 1e6:.3f}M (conv and linear; {result.params_total / 1e6:.3f}M "
+          f"with batch norm)   MACs {result.macs / 1e6:.1f}M")
+    for kind, entry in result.by_kind().items():
+        print(f"  {kind:<10} {entry['layers']:>3} layers  params {entry['params'] / 1e6:7.3f}M  "
+              f"MACs {entry['macs'] / 1e6:7.1f}M ({entry['macs'] / result.macs:5.1%})")
+    return 0
+
+
+def cmd_compare_conv(args: argparse.Namespace) -> int:
+    from edgecam.errors import UsageError
+    from edgecam.profiler import separable_cost
+
+    for flag in ("h", "w", "k", "cin", "cout"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be ≥ 1, got {getattr(args, flag)}")
+    cost = separable_cost(args.h, args.w, args.k, args.cin, args.cout)
+    if args.json:
+        print(json.dumps(cost, indent=2))
+        return 0
+    print(f"{args.k}x{args.k} conv, {args.cin} → {args.cout} channels, on a {args.h}x{args.w} map")
+    print(f"  standard            {cost['standard_macs']:>15,} MACs  {cost['standard_params']:>10,} params")
+    print(f"  depthwise {args.k}x{args.k}       {cost['depthwise_macs']:>15,} MACs")
+    print(f"  pointwise 1x1       {cost['pointwise_macs']:>15,} MACs")
+    print(f"  depthwise separable {cost['separable_macs']:>15,} MACs  {cost['separable_params']:>10,} params")
+    print(f"  ratio {cost['ratio']:.4f} = 1/N + 1/K² = 1/{args.cout} + 1/{args.k * args.k} "
+          f"({1 / cost['ratio']:.1f}x fewer MACs)")
     return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from edgecam import build, store
+    from edgecam import build, store, weights
+    from edgecam.errors import UsageError
 
     spec = store.get(args.name)
-    kinds = ["onnx"] + (["torchscript"] if args.torchscript else [])
+    if args.calib is not None and not args.int8:
+        raise UsageError("--calib DIR gives the calibration images of an int8 build: add --int8")
+    if args.weights is not None:
+        weights.pull(spec, args.weights)
+    if store.weights_id(spec) is None:
+        log.warning(store.untrained_message(spec) + "; building it with untrained (random) weights")
+    kinds = ["onnx"] + (["torchscript"] if args.torchscript else []) + (["onnx-int8"] if args.int8 else [])
     for kind in kinds:
         path = store.artifact_path(spec, kind)
-        if store.verified(spec, path) and not args.force:
+        recalibrate = kind == "onnx-int8" and args.calib is not None  # new frames, new int8 model
+        if store.verified(spec, path) and not (args.force or recalibrate):
             print(f"{path} is built and verified (--force rebuilds it)")
             continue
-        build.build(spec, kind, path)
+        details = build.build(spec, kind, path, args.calib)
+        check = (f"top-1 agreement with fp32 {details['top1_agreement']:.1%} on {details['frames']} frames"
+                 if kind == "onnx-int8" else f"max |Δlogit| vs torch {details['max_abs_diff']:.2e}")
+        print(f"{path}: {check}")
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from edgecam import store, weights
+
+    spec = store.get(args.name)
+    path = weights.pull(spec, args.weights)
+    print(f"{path} (sha256 {store.installed_weights(spec)['sha256']})")
     return 0

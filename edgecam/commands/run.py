@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from edgecam import options
 from edgecam.commands import settings_of
+from edgecam.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 
 def run_options() -> list[options.Option]:
@@ -22,7 +26,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run; on SIGHUP re-read the config and run again (a bad new config keeps the old one)."""
     from edgecam import pipeline
 
-    pipeline.run(settings_of(args, run_options()))
+    settings = settings_of(args, run_options())
+    while pipeline.run(settings).reload:
+        try:
+            settings = settings_of(args, run_options())
+            log.info("SIGHUP: configuration re-read, restarting the run")
+        except UsageError as e:
+            log.error("SIGHUP: %s; keeping the previous configuration", e)
     return 0

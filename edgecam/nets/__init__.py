@@ -5,11 +5,24 @@ from typing import Callable
 
 from torch import nn
 
-from edgecam.nets.efficientnet_lite import VARIANTS as _LITE, efficientnet_lite
+from edgecam.nets import efficientnet_lite, mobilenet_v1, mobilenet_v2, mobilenet_v3, shufflenet_v2, squeezenet
+
+Builder = Callable[[int], nn.Module]
 
 # builder name → factory(num_classes) returning an untrained network
-NETWORKS: dict[str, Callable[[int], nn.Module]] = {
-    name: (lambda classes, name=name: efficientnet_lite(name, classes)) for name in _LITE
+NETWORKS: dict[str, Builder] = {
+    **{f"mobilenet_v1_{w}": (lambda classes, w=w: mobilenet_v1.MobileNetV1(w, classes))
+       for w in mobilenet_v1.WIDTHS},
+    **{f"mobilenet_v2_{w}": (lambda classes, w=w: mobilenet_v2.MobileNetV2(w, classes))
+       for w in mobilenet_v2.WIDTHS},
+    **{name: (lambda classes, name=name: mobilenet_v3.mobilenet_v3(name, classes))
+       for name in mobilenet_v3.VARIANTS},
+    **{name: (lambda classes, name=name: squeezenet.SqueezeNet(name, classes))
+       for name in squeezenet.VERSIONS},
+    **{name: (lambda classes, name=name: shufflenet_v2.ShuffleNetV2(name, classes))
+       for name in shufflenet_v2.VARIANTS},
+    **{name: (lambda classes, name=name: efficientnet_lite.efficientnet_lite(name, classes))
+       for name in efficientnet_lite.VARIANTS},
 }
 
 

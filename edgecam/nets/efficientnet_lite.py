@@ -8,6 +8,8 @@ import math
 import torch
 from torch import nn
 
+from edgecam.nets.blocks import BN_EPS, BN_MOMENTUM, make_divisible
+
 # kernel, stride, expansion, output channels, repeats: the EfficientNet-B0 stages.
 STAGES: list[tuple[int, int, int, int, int]] = [
     (3, 1, 1, 16, 1),
@@ -27,18 +29,6 @@ VARIANTS: dict[str, tuple[float, float, int]] = {
     "efficientnet_lite3": (1.2, 1.4, 280),
     "efficientnet_lite4": (1.4, 1.8, 300),
 }
-
-BN_MOMENTUM = 0.01
-BN_EPS = 1e-3
-
-
-def round_filters(channels: int, width: float, divisor: int = 8) -> int:
-    """Scale a channel count by `width`, rounded to a multiple of `divisor` (never below 90%)."""
-    channels *= width
-    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * channels:
-        rounded += divisor
-    return int(rounded)
 
 
 class MBConv(nn.Module):
@@ -80,7 +70,7 @@ class EfficientNetLite(nn.Module):
         c_in = 32
         last = len(STAGES) - 1
         for i, (kernel, stride, expand, channels, repeats) in enumerate(STAGES):
-            c_out = round_filters(channels, width)
+            c_out = make_divisible(channels * width)
             # Lite keeps the first and last stage at one block whatever the depth multiplier.
             n = repeats if i in (0, last) else int(math.ceil(depth * repeats))
             for j in range(n):

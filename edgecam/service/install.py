@@ -67,6 +67,8 @@ Type=notify
 NotifyAccess=main
 WatchdogSec=30s
 ExecStart={exec_start} run --config {config}
+# SIGHUP (systemctl reload edgecam) re-reads the config and restarts the run in place.
+ExecReload=/bin/kill -HUP $MAINPID
 SyslogIdentifier=edgecam
 Restart=on-failure
 RestartSec=10s

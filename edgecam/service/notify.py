@@ -114,7 +114,11 @@ class Notifier(Sink):
             self.notify.send(*message)
 
     def close(self) -> None:
-        self.notify.send("STOPPING=1", "STATUS=stopping")
+        if self.reloading:  # the next run's first frame sends READY=1 again
+            usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            self.notify.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
+        else:
+            self.notify.send("STOPPING=1", "STATUS=stopping")
         self.notify.close()
 
 

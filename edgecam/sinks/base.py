@@ -18,6 +18,8 @@ T = TypeVar("T")
 class Sink:
     # Set by a sink whose user asked to end the run (a window's q or Esc).
     stop_requested: bool = False
+    # Set by the pipeline before close() when the run ends only to start again (SIGHUP).
+    reloading: bool = False
 
     def open(self) -> None:
         """Acquire what the sink writes to; errors here abort the run before it starts."""

@@ -1,0 +1,125 @@
+"""Trained checkpoints: download the published file (resumable, sha256-verified, with a progress
+bar) or take a local one, and store it in the model store as `weights/NAME.pth` with a `.json`
+record of its sha256 and source. Builds then use it, and artifacts built without it are stale.
+
+A checkpoint is untrusted input: it is only ever opened with `torch.load(weights_only=True)`, and
+it is stored only after it loads into the network with every key matched."""
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from edgecam import store
+from edgecam.errors import EdgecamError, ModelError
+from edgecam.progress import Progress
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 16
+TIMEOUT = 30.0  # seconds without a byte before a download gives up (it resumes on the next pull)
+
+
+def matches(digest: str, expected: str) -> bool:
+    """A full sha256, or the leading hex digits that torchvision puts in its file names."""
+    return digest == expected if len(expected) == 64 else digest.startswith(expected.lower())
+
+
+def download(url: str, dest: Path, expected_sha256: str | None, title: str) -> str:
+    """Fetch `url` into `dest`, resuming a `.part` file left by an interrupted download (HTTP Range);
+    returns the sha256 after checking it against `expected_sha256`. Writes `dest` only when it matches."""
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    host = urllib.parse.urlsplit(url).netloc
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # the .part is already complete
+            return _finish(part, dest, expected_sha256, url)
+        raise EdgecamError(f"download of {url} failed: HTTP {e.code} {e.reason}; check the URL "
+                           "or download it elsewhere and pass --weights FILE") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise EdgecamError(f"cannot reach {host} to download {url} ({reason}): check the network, "
+                           "or download the file elsewhere and pass --weights FILE") from None
+    with response:
+        resumed = response.status == 206
+        if not resumed:
+            have = 0  # the server ignored the Range: start over
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        progress = Progress(title, (total or 1) / 1e6, unit="MB")
+        progress.advance(have / 1e6)
+        try:
+            with part.open("ab" if resumed else "wb") as f:
+                while block := response.read(CHUNK):
+                    f.write(block)
+                    progress.advance(len(block) / 1e6)
+        except (http.client.IncompleteRead, OSError) as e:
+            got = part.stat().st_size
+            raise EdgecamError(f"download of {url} stopped at {got} of {total or '?'} bytes "
+                               f"({type(e).__name__}): run the pull again to resume it") from None
+        got = part.stat().st_size
+        if total is not None and got < total:
+            raise EdgecamError(f"download of {url} stopped at {got} of {total} bytes: run the pull "
+                               "again to resume it")
+        progress.finish(f"{got / 1e6:.1f} MB")
+    return _finish(part, dest, expected_sha256, url)
+
+
+def _finish(part: Path, dest: Path, expected_sha256: str | None, url: str) -> str:
+    digest = store.sha256(part)
+    if expected_sha256 and not matches(digest, expected_sha256):
+        part.unlink()
+        raise EdgecamError(f"download of {url} has sha256 {digest[:16]}…, expected {expected_sha256}: "
+                           "the file is not the published one; deleted it, try again")
+    os.replace(part, dest)
+    return digest
+
+
+def install(spec: store.ModelSpec, checkpoint: Path, source: str, digest: str) -> Path:
+    """Check that `checkpoint` fits the network of `spec` and store it as the model's weights."""
+    from edgecam import build  # torch: only to prove the checkpoint loads
+
+    build.load_weights(build.untrained(spec), checkpoint, spec)
+    dest = store.weights_dir() / f"{spec.name}.pth"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if checkpoint.resolve() != dest.resolve():
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.copyfile(checkpoint, tmp)
+        os.replace(tmp, dest)
+    record = dest.with_name(dest.name + ".json")
+    record.write_text(json.dumps({"sha256": digest, "source": source}, indent=2) + "\n")
+    return dest
+
+
+def pull(spec: store.ModelSpec, local: Path | None = None) -> Path:
+    """Store the trained weights of `spec`: its published checkpoint, or the local file `local`."""
+    if spec.net is None:
+        raise ModelError(f"model {spec.name} is a ready model file: it has no checkpoint to pull")
+    if local is not None:
+        if not local.is_file():
+            raise ModelError(f"weights file {local} does not exist: check the --weights path")
+        digest = store.sha256(local)
+        if spec.weights_sha256 and not matches(digest, spec.weights_sha256):
+            log.warning("%s is not the published checkpoint of %s (sha256 %s…): using it as your own",
+                        local, spec.name, digest[:12])
+        return install(spec, local, str(local.resolve()), digest)
+    if not store.downloadable(spec):
+        raise ModelError(store.untrained_message(spec) if spec.weights is None else
+                         f"the weights of {spec.name} ship in the PyPI package {spec.pip}: "
+                         f"pip install {spec.pip}")
+    downloaded = store.weights_dir() / f"{spec.name}.download"
+    digest = download(spec.weights, downloaded, spec.weights_sha256, f"pulling {spec.name}")
+    try:
+        return install(spec, downloaded, spec.weights, digest)
+    finally:
+        downloaded.unlink(missing_ok=True)
