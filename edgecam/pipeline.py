@@ -35,7 +35,8 @@ OPTIONS = [
            metavar="NAME"),
     Option("labels", optional(text), None, "class names file for a model given as an .onnx file",
            metavar="FILE"),
-    Option("backend", choice(*backends.BACKENDS), "onnx", "inference backend: " + ", ".join(backends.BACKENDS)),
+    Option("backend", choice(*backends.CHOICES), "onnx", "inference backend: "
+           + ", ".join(backends.CHOICES) + " (auto: measured once here, the fastest kept)"),
     Option("topk", integer(1, 1000), 5, "how many of the best labels to report", metavar="K"),
     Option("threads", integer(1, 256), default_threads(), "inference threads", metavar="N"),
     Option("allow_untrained", bool, False, "run a network that has no trained weights here (random "
@@ -132,7 +133,7 @@ def run(settings: Settings, source: Source | None = None) -> Summary:
                 sink.open()
                 opened.append(sink)
             log.info("classifying %s with %s on %s (%d threads)", source.uri, spec.name,
-                     settings.backend, settings.threads)
+                     classifier.backend.name, settings.threads)
             stop.prefetcher = prefetcher
             cpu_started, started = _cpu_seconds(), time.monotonic()  # the loop, not the set-up
             prefetcher.start()

@@ -79,20 +79,31 @@ def _record(name: str, layers: list[Layer]):
 
 def profile(net: nn.Module, size: int) -> Profile:
     """Count `net` on one size×size RGB image (MACs of conv and linear layers; activations,
-    batch norm and pooling are not multiply-accumulates and are left out, as in the papers)."""
+    batch norm and pooling are not multiply-accumulates and are left out, as in the papers).
+    A network on the meta device is counted from shapes alone, without computing anything."""
     layers: list[Layer] = []
     handles = [module.register_forward_hook(_record(name, layers))
                for name, module in net.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
     was_training = net.training
+    device = next(net.parameters()).device
     try:
         net.eval()
         with torch.no_grad():
-            net(torch.zeros(1, 3, size, size))
+            net(torch.zeros(1, 3, size, size, device=device))
     finally:
         for handle in handles:
             handle.remove()
         net.train(was_training)
     return Profile(size, sum(p.numel() for p in net.parameters()), layers)
+
+
+def profile_network(net_name: str, classes: int, size: int) -> Profile:
+    """The profile of a named network, built on the meta device: shapes only, no weights, fast."""
+    from edgecam import nets
+
+    with torch.device("meta"):
+        net = nets.create(net_name, classes)
+    return profile(net, size)
 
 
 def separable_cost(h: int, w: int, k: int, c_in: int, c_out: int) -> dict[str, float]:

@@ -51,7 +51,12 @@ class ModelSpec:
 
 
 def data_dir() -> Path:
-    return Path(str(importlib.resources.files("edgecam.data")))
+    """models/ of the project: installed as the package data `edgecam.data`, or beside the
+    package in a source checkout that is run without installing it."""
+    try:
+        return Path(str(importlib.resources.files("edgecam.data")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "models"
 
 
 @functools.cache

@@ -27,7 +27,15 @@ class Backend(Protocol):
         ...
 
 
+# Besides the backends themselves: measure them once here and keep the fastest (backends/auto.py).
+CHOICES = (*BACKENDS, "auto")
+
+
 def load(name: str, spec: store.ModelSpec, threads: int, allow_untrained: bool = False) -> Backend:
+    if name == "auto":
+        from edgecam.backends import auto
+
+        name = auto.choose(spec, threads, allow_untrained)
     module_name, class_name, kind = BACKENDS[name]
     path = store.ensure(spec, kind, allow_untrained)
     backend = getattr(importlib.import_module(module_name), class_name)(path, threads)

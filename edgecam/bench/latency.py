@@ -11,11 +11,11 @@ from edgecam.errors import EdgecamError
 from edgecam.progress import Progress
 
 
-def run_one(model: str, backend: str, threads: int, runs: int) -> dict:
+def run_one(model: str, backend: str, threads: int, runs: int, allow_untrained: bool = False) -> dict:
     """Measure in a fresh process; a backend that cannot run there is reported, not fatal."""
-    result = subprocess.run(
-        [sys.executable, "-m", "edgecam.bench.measure", model, backend, str(threads), str(runs)],
-        capture_output=True, text=True, timeout=1800)
+    command = [sys.executable, "-m", "edgecam.bench.measure", model, backend, str(threads), str(runs)]
+    result = subprocess.run(command + (["--allow-untrained"] if allow_untrained else []),
+                            capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         errors = [line for line in result.stderr.splitlines() if line.strip()]
         return {"model": model, "backend": backend, "error": errors[-1] if errors else "failed"}
@@ -24,14 +24,15 @@ def run_one(model: str, backend: str, threads: int, runs: int) -> dict:
 
 def model_cost(model: str) -> dict:
     """Params and MACs counted from the network itself (needs torch; cached per model)."""
-    from edgecam import nets, profiler
+    from edgecam import profiler
 
     spec = store.get(model)
-    counted = profiler.profile(nets.create(spec.net, len(spec.labels)), spec.input)
+    counted = profiler.profile_network(spec.net, len(spec.labels), spec.input)
     return {"params": counted.params, "macs": counted.macs}
 
 
-def benchmark(models: list[str], backend_names: list[str], threads: int, runs: int) -> dict:
+def benchmark(models: list[str], backend_names: list[str], threads: int, runs: int,
+              allow_untrained: bool = False) -> dict:
     for model in models:
         store.get(model)  # unknown names fail before anything runs
     machine = describe(threads)
@@ -42,7 +43,7 @@ def benchmark(models: list[str], backend_names: list[str], threads: int, runs: i
     for model in models:
         cost = model_cost(model)
         for backend in backend_names:
-            row = {**run_one(model, backend, threads, runs), **cost}
+            row = {**run_one(model, backend, threads, runs, allow_untrained), **cost}
             if "median_ms" in row:
                 row["fps"] = 1000.0 / row["median_ms"]
                 row["gmacs"] = cost["macs"] / (row["median_ms"] / 1000.0) / 1e9

@@ -23,11 +23,16 @@ BASELINES = ("torch-eager", "opencv-dnn")
 
 
 def sample_inputs(size: int, count: int = 8) -> np.ndarray:
-    """Real demo frames at the model input size (content matters for the top-1 check only)."""
+    """Real demo frames at the model input size (content matters for the top-1 check only);
+    seeded noise where the demo photos are not installed."""
+    from edgecam.errors import SourceError
     from edgecam.preprocess import center_crop_resize
     from edgecam.sources.demo import DemoClip
 
-    clip = DemoClip(640, 360)
+    try:
+        clip = DemoClip(640, 360)
+    except SourceError:
+        return np.random.default_rng(0).integers(0, 256, (count, size, size, 3), np.uint8)
     step = max(1, len(clip) // count)
     return np.stack([center_crop_resize(clip.frame(i * step), size) for i in range(count)])
 
@@ -90,18 +95,18 @@ def float_onnx(spec: store.ModelSpec) -> Path:
     return path
 
 
-def predictor(spec: store.ModelSpec, backend: str, threads: int) -> Predict:
+def predictor(spec: store.ModelSpec, backend: str, threads: int, allow_untrained: bool) -> Predict:
     if backend == "torch-eager":
         return torch_eager(spec, threads)
     if backend == "opencv-dnn":
         return opencv_dnn(spec, threads)
-    return backends.load(backend, spec, threads).predict
+    return backends.load(backend, spec, threads, allow_untrained).predict
 
 
-def measure(model: str, backend: str, threads: int, runs: int) -> dict:
+def measure(model: str, backend: str, threads: int, runs: int, allow_untrained: bool = False) -> dict:
     spec = store.get(model)
     load_started = time.perf_counter()
-    predict = predictor(spec, backend, threads)
+    predict = predictor(spec, backend, threads, allow_untrained)
     load_seconds = time.perf_counter() - load_started
     inputs = sample_inputs(spec.input)
     top1 = [int(np.argmax(softmax(predict(x[None])[0]))) for x in inputs]  # also warms up
@@ -125,7 +130,7 @@ def measure(model: str, backend: str, threads: int, runs: int) -> dict:
 
 def main(argv: list[str]) -> int:
     model, backend, threads, runs = argv[0], argv[1], int(argv[2]), int(argv[3])
-    print(json.dumps(measure(model, backend, threads, runs)))
+    print(json.dumps(measure(model, backend, threads, runs, "--allow-untrained" in argv[4:])))
     return 0
 
 

@@ -101,18 +101,18 @@ def whole_pipeline(settings_values: dict, frames: list[np.ndarray], preview: boo
 
 
 def benchmark(model: str, backend: str, threads: int, frames: int, rounds: int = 3,
-              preview: bool = True, log: bool = True) -> dict:
+              preview: bool = True, log: bool = True, allow_untrained: bool = False) -> dict:
     spec = store.get(model)
     clip = DemoClip(1280, 720)
     images = [clip.frame(i * len(clip) // 16) for i in range(16)]
-    classifier = Classifier.load(spec, backend, threads, 5)
+    classifier = Classifier.load(spec, backend, threads, 5, allow_untrained)
     inputs = [classifier.prepare(image) for image in images]
     inference_only(classifier, inputs, 10)  # warm-up
     progress = Progress(f"pipeline vs inference ({model}, {backend})", 2 * rounds)
     alone, whole = [], []
     with tempfile.TemporaryDirectory() as tmp:
         values = {"model": model, "backend": backend, "threads": threads, "frames": frames,
-                  "headless": True}
+                  "headless": True, "allow_untrained": allow_untrained}
         if log:
             values["log"] = str(Path(tmp) / "bench.jsonl")
         for _ in range(rounds):

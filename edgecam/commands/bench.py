@@ -42,6 +42,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--frames", type=positive, default=300, metavar="N",
                        help="frames per round with --pipeline (default: 300)")
     bench.add_argument("--no-preview", action="store_true", help="--pipeline without the web preview")
+    bench.add_argument("--allow-untrained", action="store_true",
+                       help="also measure networks that have no trained weights here")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.add_argument("--plot", metavar="PNG", help="latency against MACs, one marker per model "
                        "and backend")
@@ -55,7 +57,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from edgecam.bench import pipeline
 
         report = pipeline.benchmark(models[0], backend_names[0], args.threads, args.frames,
-                                    preview=not args.no_preview)
+                                    preview=not args.no_preview, allow_untrained=args.allow_untrained)
         print(pipeline.table(report))
     elif args.startup:
         from edgecam.bench import startup
@@ -66,7 +68,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         from edgecam.bench import latency
 
-        report = latency.benchmark(models, backend_names, args.threads, args.runs)
+        report = latency.benchmark(models, backend_names, args.threads, args.runs,
+                                   args.allow_untrained)
         print(latency.table(report))
         if args.plot:
             latency.plot(report, args.plot)

@@ -77,16 +77,27 @@ def _profiles(specs: list) -> dict[str, dict]:
     missing = [s for s in specs if s.net and f"{s.net}@{s.input}" not in cache]
     if missing:
         try:
-            from edgecam import nets, profiler
+            from edgecam import profiler
         except ImportError:
             log.warning("counting params and MACs needs torch: pip install torch")
         else:
             for spec in missing:
-                summary = profiler.profile(nets.create(spec.net, len(spec.labels)), spec.input).summary()
+                summary = profiler.profile_network(spec.net, len(spec.labels), spec.input).summary()
                 cache[f"{spec.net}@{spec.input}"] = {"params": summary["params"], "macs": summary["macs"]}
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(cache, indent=1) + "\n")
     return {s.name: cache.get(f"{s.net}@{s.input}", {}) for s in specs}
+
+
+def auto_choices() -> dict[str, str]:
+    """Model name → the backend `--backend auto` chose on this machine, with its thread count."""
+    from edgecam.backends import auto
+
+    chosen = {}
+    for key, choice in auto.remembered().items():
+        model, threads = key.split("|")[:2]
+        chosen[model] = f"{choice['backend']} ({threads})"
+    return chosen
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -94,34 +105,36 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     specs = [s for s in store.manifest().values()]
     profiles = _profiles(specs)
+    chosen = auto_choices()
     rows = []
     for spec in specs:
         built = [kind for kind in store.ARTIFACTS if store.verified(spec, store.artifact_path(spec, kind))]
         cost = profiles[spec.name]
         rows.append({"name": spec.name, "net": spec.net, "input": spec.input,
                      "classes": len(spec.labels), "params": cost.get("params"), "macs": cost.get("macs"),
-                     "weights": weights_status(spec), "built": built})
+                     "weights": weights_status(spec), "built": built, "auto": chosen.get(spec.name)})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<24} {'input':>5} {'params':>7} {'MACs':>7}  {'weights':<10} built")
+    print(f"{'model':<24} {'input':>5} {'params':>7} {'MACs':>7}  {'weights':<10} "
+          f"{'built':<30} auto backend")
     for row in rows:
         params = f"{row['params'] / 1e6:.2f}M" if row["params"] else "-"
         macs = f"{row['macs'] / 1e6:.0f}M" if row["macs"] else "-"
         print(f"{row['name']:<24} {row['input']:>5} {params:>7} {macs:>7}  {row['weights']:<10} "
-              f"{', '.join(row['built']) or '-'}")
+              f"{', '.join(row['built']) or '-':<30} {row['auto'] or '-'}")
     print(f"cache: {store.cache_dir()}   weights: pretrained / pull (`edgecam models pull NAME`) / none")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from edgecam import nets, profiler, store
+    from edgecam import profiler, store
     from edgecam.errors import ModelError
 
     spec = store.get(args.name)
     if spec.net is None:
         raise ModelError(f"model {spec.name} is a ready model file: only named models can be profiled")
-    result = profiler.profile(nets.create(spec.net, len(spec.labels)), spec.input)
+    result = profiler.profile_network(spec.net, len(spec.labels), spec.input)
     summary = {"name": spec.name, "net": spec.net, "weights": weights_status(spec), **result.summary()}
     if args.layers:
         summary["layers"] = [layer.row() for layer in result.layers]

@@ -1,0 +1,84 @@
+"""`--backend auto`: on first use per machine and model, measure the backends that can run here,
+keep the fastest one whose top-1 agrees with fp32 onnxruntime on the demo frames, and remember the
+choice in the model cache (`auto.json`) so later starts pay nothing."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+from datetime import datetime, timezone
+
+from edgecam import store
+from edgecam.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+CHOICES = "auto.json"
+RUNS = 30
+# A candidate must give fp32's top-1 on at least this share of the demo frames.
+MIN_AGREEMENT = 0.875
+
+
+def candidates() -> list[str]:
+    """Backends worth measuring here; TorchScript only where torch is installed at all."""
+    names = ["onnx", "onnx-int8"]
+    if importlib.util.find_spec("torch") is not None:
+        names.append("torchscript")
+    return names
+
+
+def machine_key(spec: store.ModelSpec, threads: int) -> str:
+    from edgecam.bench.machine import cpu_model
+
+    return f"{spec.name}|{threads} threads|{cpu_model()}"
+
+
+def remembered() -> dict[str, dict]:
+    try:
+        return json.loads((store.cache_dir() / CHOICES).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def remember(key: str, choice: dict) -> None:
+    path = store.cache_dir() / CHOICES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    choices = {**remembered(), key: choice}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(choices, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def choose(spec: store.ModelSpec, threads: int, allow_untrained: bool = False) -> str:
+    """The remembered choice for this model and machine, measuring once if there is none."""
+    if spec.path is not None:  # a ready model file: there is only its own format
+        return "onnx"
+    key = machine_key(spec, threads)
+    known = remembered().get(key)
+    if known is not None:
+        return known["backend"]
+    from edgecam.bench.latency import run_one
+
+    log.info("--backend auto: measuring %s on this machine once (%s)", spec.name,
+             ", ".join(candidates()))
+    results = {name: run_one(spec.name, name, threads, RUNS, allow_untrained)
+               for name in candidates()}
+    reference = results["onnx"].get("top1")
+    if reference is None:
+        raise ModelError(f"--backend auto: onnxruntime cannot run {spec.name} here "
+                         f"({results['onnx'].get('error')}); pick --backend explicitly")
+    measured = {}
+    for name, result in results.items():
+        if "median_ms" not in result:
+            log.info("--backend auto: %s cannot run here: %s", name, result.get("error"))
+            continue
+        agreement = sum(a == b for a, b in zip(result["top1"], reference)) / len(reference)
+        measured[name] = {"median_ms": round(result["median_ms"], 3), "agreement": agreement}
+    passing = {n: m for n, m in measured.items() if m["agreement"] >= MIN_AGREEMENT}
+    best = min(passing, key=lambda n: passing[n]["median_ms"])
+    remember(key, {"backend": best, "measured": measured,
+                   "when": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    log.info("--backend auto: %s is fastest for %s here (%s)", best, spec.name,
+             ", ".join(f"{n} {m['median_ms']:.1f} ms" for n, m in measured.items()))
+    return best
