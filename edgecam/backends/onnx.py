@@ -1,6 +1,13 @@
-"""onnxruntime on the CPU. Imports no torch: this is the path a 512 MB Pi Zero 2 W runs."""
+"""onnxruntime on the CPU. Imports no torch: this is the path a 512 MB Pi Zero 2 W runs.
+
+Tuned for small ARM CPUs: intra-op threads = the cores we may use (the caller's choice), one
+inter-op thread, all graph optimisations, and the optimised graph cached per machine so that a
+restart does not redo them."""
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -8,22 +15,32 @@ import onnxruntime as ort
 
 from edgecam.errors import ModelError
 
+log = logging.getLogger(__name__)
+
+# onnxruntime warns on stderr that a fully optimised graph is tied to this machine: we know, and
+# key the cached file by machine for that reason.
+ort.set_default_logger_severity(3)
+
+
+def optimized_path(path: Path) -> Path | None:
+    """Where the optimised graph of `path` is cached: keyed by the model's recorded sha256, the
+    onnxruntime version and the CPU, since layout optimisations are hardware specific. None for a
+    model file without a recorded hash (a user's own .onnx)."""
+    try:
+        digest = json.loads(path.with_name(path.name + ".json").read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    from edgecam.bench.machine import cpu_model
+
+    key = hashlib.sha256(f"{digest}|{ort.__version__}|{cpu_model()}".encode()).hexdigest()[:16]
+    return path.parent / "optimized" / f"{path.stem}.{key}.onnx"
+
 
 class OnnxBackend:
     name = "onnx"
 
     def __init__(self, path: Path, threads: int) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types for bad files
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ModelError(f"model file {path} cannot be loaded by onnxruntime ({reason}): "
-                             "rebuild it with `edgecam models build`") from None
+        self.session = self._session(path, threads)
         first = self.session.get_inputs()[0]
         shape = first.shape
         if first.type != "tensor(uint8)" or len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
@@ -31,6 +48,39 @@ class OnnxBackend:
                              "[N, S, S, 3] RGB input with the normalisation inside the graph")
         self.input_name = first.name
         self.input_size = int(shape[1])
+
+    @staticmethod
+    def _options(threads: int, level: ort.GraphOptimizationLevel) -> ort.SessionOptions:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = level
+        return options
+
+    def _session(self, path: Path, threads: int) -> ort.InferenceSession:
+        cached = optimized_path(path)
+        if cached is not None and cached.is_file():
+            try:
+                return ort.InferenceSession(
+                    str(cached), self._options(threads, ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+                    providers=["CPUExecutionProvider"])
+            except Exception:  # a torn or stale cache file: drop it and optimise again
+                log.warning("cached optimised graph %s is unusable: optimising %s again", cached, path)
+                cached.unlink(missing_ok=True)
+        options = self._options(threads, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        if cached is not None:
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                options.optimized_model_filepath = str(cached)
+            except OSError:  # a read-only cache: optimise in memory every time
+                pass
+        try:
+            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for bad files
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ModelError(f"model file {path} cannot be loaded by onnxruntime ({reason}): "
+                             "rebuild it with `edgecam models build`") from None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
