@@ -121,9 +121,19 @@ EXPORTERS = {
 
 @contextlib.contextmanager
 def written_atomically(path: Path) -> Iterator[Path]:
-    """A temporary file beside `path` that becomes `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """A temporary file beside `path` that becomes `path` only if the block succeeds. It gets the
+    mode the umask gives a new file (mkstemp's 0600 would hide a model that root built for the
+    service's user)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as e:
+        raise ModelError(f"cannot write {path.name} into the model cache {path.parent} "
+                         f"({e.strerror}): make it writable, or set EDGECAM_CACHE to a writable "
+                         "folder") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

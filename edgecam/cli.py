@@ -39,8 +39,20 @@ class Stopped(SystemExit):
     """The exit a stop signal raises wherever the main thread happens to be."""
 
 
+# Set with every Stopped: where Python swallows it (a weakref callback, a __del__), the run loop
+# still sees that a stop was asked for and does not start.
+stop_requested = threading.Event()
+
+
 def _terminated(signum: int, _frame: object) -> None:
+    stop_requested.set()
     raise Stopped(0)
+
+
+def _unraisable(info: sys.UnraisableHookArgs) -> None:
+    """A Stopped that Python swallowed is no error to report: stop_requested carries it on."""
+    if not isinstance(info.exc_value, Stopped):
+        sys.__unraisablehook__(info)
 
 
 def stop_cleanly_on_signals() -> None:
@@ -51,6 +63,7 @@ def stop_cleanly_on_signals() -> None:
         signal.signal(signal.SIGTERM, _terminated)
         signal.signal(signal.SIGINT, _terminated)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        sys.unraisablehook = _unraisable
 
 
 def _caused_by_stop(error: BaseException) -> bool:

@@ -108,9 +108,11 @@ def stop_on_signals(stop: StopFlag) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run(settings: Settings, source: Source | None = None) -> Summary:
+def run(settings: Settings, source: Source | None = None,
+        stopped: threading.Event | None = None) -> Summary:
     """Classify `settings.source` (or the given source) until it ends, a limit is reached, a sink
-    asks to stop, SIGINT/SIGTERM arrives, or SIGHUP asks for a reload."""
+    asks to stop, SIGINT/SIGTERM arrives, or SIGHUP asks for a reload. `stopped`: set when a stop
+    signal came before this run's handlers were installed."""
     spec = store.get(settings.model, settings.labels)
     # A bad URI fails before the model loads; a camera may size a stream for the model's input.
     source = source or open_source(settings.source, settings, spec.input or None)
@@ -127,6 +129,8 @@ def run(settings: Settings, source: Source | None = None) -> Summary:
     opened: list[Sink] = []
     cpu_started = started = 0.0
     with stop_on_signals(stop):
+        if stopped is not None and stopped.is_set():
+            stop.set(signal.SIGTERM)
         try:
             source.open()
             for sink in sinks:

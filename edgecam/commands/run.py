@@ -28,9 +28,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run; on SIGHUP re-read the config and run again (a bad new config keeps the old one)."""
     from edgecam import pipeline
+    from edgecam.cli import stop_requested
 
     settings = settings_of(args, run_options())
-    while pipeline.run(settings).reload:
+    while pipeline.run(settings, stopped=stop_requested).reload:
         try:
             settings = settings_of(args, run_options())
             log.info("SIGHUP: configuration re-read, restarting the run")

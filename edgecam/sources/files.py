@@ -12,6 +12,7 @@ from edgecam.errors import SourceError
 from edgecam.frame import Frame
 from edgecam.imageio import is_image_file, read_rgb
 from edgecam.sources.base import Source
+from edgecam.sources.capture import quiet_backends
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class VideoFileSource(Source):
         self._index = 0
 
     def open(self) -> None:
+        quiet_backends()  # a file that breaks gets edgecam's one line, not FFmpeg's messages
         capture = cv2.VideoCapture(str(self.path))
         ok, _ = capture.read() if capture.isOpened() else (False, None)
         if not ok:
@@ -38,7 +40,11 @@ class VideoFileSource(Source):
         assert self._capture is not None, "open() first"
         ok, bgr = self._capture.read()
         if not ok and self.loop and self._index > 0:
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            # Again from the file as it is now: one replaced while running is picked up, one that
+            # became unreadable (truncated, overwritten) ends the run with one line.
+            self.close()
+            self.open()
+            assert self._capture is not None
             ok, bgr = self._capture.read()
         if not ok:
             return None
@@ -54,31 +60,43 @@ class VideoFileSource(Source):
 
 class ImagesSource(Source):
     """One image, or every image of a folder in name order; unreadable files are skipped with a
-    warning (a folder) or refused (a single image)."""
+    warning (a folder) or refused (a single image). A looping folder is listed again at each pass:
+    images added while running join, removed ones leave, and a folder left empty ends the run."""
 
     def __init__(self, path: Path, loop: bool = False) -> None:
         self.path = path
         self.uri = str(path)
         self.loop = loop
         self.skipped = 0
+        self._folder = False
         self._files: list[Path] = []
         self._position = 0
         self._index = 0
 
     def open(self) -> None:
-        if self.path.is_dir():
-            self._files = sorted(p for p in self.path.iterdir() if p.is_file() and is_image_file(p))
-            if not self._files:
-                raise SourceError(f"folder {self.path} has no images (.jpg, .png, ...)")
+        self._folder = self.path.is_dir()
+        if self._folder:
+            self._files = self._images()
         else:
             read_rgb(self.path)  # refuse an unreadable single image up front
             self._files = [self.path]
+
+    def _images(self) -> list[Path]:
+        try:
+            files = sorted(p for p in self.path.iterdir() if p.is_file() and is_image_file(p))
+        except OSError as e:
+            raise SourceError(f"folder {self.path} cannot be read: {e.strerror or e}") from None
+        if not files:
+            raise SourceError(f"folder {self.path} has no images (.jpg, .png, ...)")
+        return files
 
     def read(self) -> Frame | None:
         while True:
             if self._position >= len(self._files):
                 if not self.loop or self.skipped >= len(self._files):
                     return None
+                if self._folder:
+                    self._files = self._images()
                 self._position, self.skipped = 0, 0
             path = self._files[self._position]
             self._position += 1
