@@ -41,6 +41,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="timed single-frame inferences per model and backend (default: 100)")
     bench.add_argument("--frames", type=positive, default=300, metavar="N",
                        help="frames per round with --pipeline (default: 300)")
+    bench.add_argument("--rounds", type=positive, default=5, metavar="N",
+                       help="alternating rounds of inference alone and the pipeline (default: 5)")
     bench.add_argument("--no-preview", action="store_true", help="--pipeline without the web preview")
     bench.add_argument("--allow-untrained", action="store_true",
                        help="also measure networks that have no trained weights here")
@@ -57,7 +59,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from edgecam.bench import pipeline
 
         report = pipeline.benchmark(models[0], backend_names[0], args.threads, args.frames,
-                                    preview=not args.no_preview, allow_untrained=args.allow_untrained)
+                                    args.rounds, preview=not args.no_preview,
+                                    allow_untrained=args.allow_untrained)
         print(pipeline.table(report))
     elif args.startup:
         from edgecam.bench import startup

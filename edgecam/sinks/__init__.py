@@ -44,6 +44,8 @@ OPTIONS = [
     Option("preview_token", optional(text), None, "token every preview request must carry "
            "(?token= or Authorization: Bearer); required when HOST is not loopback",
            metavar="TOKEN"),
+    Option("preview_fps", number(0.5, 120.0), 10.0, "most frames per second the preview encodes "
+           "(each JPEG costs CPU the network could use)", metavar="FPS"),
     Option("log", optional(text), None, "append one record per classified frame (or event) to "
            "this file", metavar="PATH"),
     Option("log_format", choice("auto", "jsonl", "csv"), "auto", "jsonl or csv; auto: csv for a "
@@ -132,5 +134,5 @@ def make_sinks(settings: Settings) -> list[Sink]:
         from edgecam.sinks.preview import Preview
 
         host, port = settings.preview
-        sinks.append(Preview(host, port, settings.preview_token, metrics))
+        sinks.append(Preview(host, port, settings.preview_token, metrics, settings.preview_fps))
     return sinks

@@ -13,6 +13,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -52,7 +53,7 @@ def is_loopback(host: str) -> bool:
 
 class Preview(Sink):
     def __init__(self, host: str, port: int, token: str | None, metrics: Metrics,
-                 quality: int = 80) -> None:
+                 max_fps: float = 10.0, quality: int = 80) -> None:
         if not is_loopback(host) and not token:
             raise UsageError(f"--preview {host}:{port} is reachable from other machines: set "
                              "--preview-token (or preview_token in the config) so only those "
@@ -60,6 +61,7 @@ class Preview(Sink):
         self.host, self.port, self.token = host, port, token
         self.metrics = metrics
         self.quality = quality
+        self.min_interval = 1.0 / max_fps
         self.viewers = 0
         self.encoded = 0  # frames JPEG-encoded: only while someone watches the stream
         self._condition = threading.Condition()
@@ -116,12 +118,16 @@ class Preview(Sink):
 
     def _encode(self) -> None:
         encoded = 0
+        next_time = time.monotonic()
         while True:
             with self._condition:
+                # at most max_fps: the time left until the next slot is waited out here
+                self._condition.wait_for(lambda: self._stopping, max(0.0, next_time - time.monotonic()))
                 while not self._stopping and (self._version == encoded or not self.viewers):
                     self._condition.wait()
                 if self._stopping:
                     return
+                next_time = time.monotonic() + self.min_interval
                 encoded = self._version
                 frame, prediction = self._latest  # type: ignore[misc]
             try:
