@@ -29,6 +29,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="the whole run loop on a 1280x720 source against inference alone")
     mode.add_argument("--startup", action="store_true",
                       help="launch to first logged prediction, and peak RSS, of edgecam run")
+    mode.add_argument("--soak", type=positive, metavar="SECONDS",
+                      help="run the demo with log and preview this long, sampling RSS every 10 s")
     bench.add_argument("--models", default=DEFAULT_MODELS, metavar="A,B",
                        help=f"models to measure (default: {DEFAULT_MODELS}); with --pipeline or "
                        "--startup the first one")
@@ -62,6 +64,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                     args.rounds, preview=not args.no_preview,
                                     allow_untrained=args.allow_untrained)
         print(pipeline.table(report))
+    elif args.soak:
+        from edgecam.bench import soak
+
+        report = soak.soak(models[0], args.soak)
+        print(soak.table(report))
     elif args.startup:
         from edgecam.bench import startup
 
