@@ -4,6 +4,7 @@ Precedence: built-in default < config file (`--config`) < command-line flag."""
 from __future__ import annotations
 
 import argparse
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,7 +185,12 @@ def _parse(option: Option, value: Any, where: str) -> Any:
         raise UsageError(f"{where} {e}, got {_show(value)}") from None
 
 
+# the password of a URL (mqtt://user:secret@host/...) is never echoed
+_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^/@\s]*@")
+
+
 def _show(value: Any, limit: int = 60) -> str:
-    """repr() cut to `limit` characters: an error line names a bad value, it does not dump it."""
-    shown = repr(value)
+    """repr() cut to `limit` characters, passwords in URLs masked: an error line names a bad
+    value, it does not dump it (nor a secret into the journal)."""
+    shown = _PASSWORD.sub(r"\1***@", repr(value))
     return shown if len(shown) <= limit else shown[:limit - 3] + "..."

@@ -92,3 +92,9 @@ def test_classify_refuses_a_file_that_is_not_an_image(tmp_path: Path) -> None:
     text.write_text("hello")
     assert_one_line_error(edgecam("classify", str(text)), 1, "notes.jpg")
     assert_one_line_error(edgecam("classify", str(tmp_path / "gone.png")), 1, "gone.png")
+
+
+def test_a_bad_url_is_named_without_its_password() -> None:
+    line = assert_one_line_error(edgecam("run", "--mqtt", "mqtt://bob:hunter2@broker:99999/x"), 2,
+                                 "--mqtt", "bob:***@broker")
+    assert "hunter2" not in line
