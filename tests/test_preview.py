@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import cv2
 import pytest
 
 from conftest import edgecam
@@ -47,7 +48,8 @@ def preview(tmp_path: Path):
     stderr = tmp_path / "stderr"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     run = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--headless", "--preview",
-                            "127.0.0.1:0", "--preview-token", TOKEN], env=env,
+                            "127.0.0.1:0", "--preview-token", TOKEN,
+                            "--shots", str(tmp_path / "dataset" / "cat")], env=env,
                            stdout=subprocess.DEVNULL, stderr=stderr.open("w"))
     try:
         found = wait_for(lambda: run.poll() is None and re.search(r"web preview at (\S+)",
@@ -155,6 +157,12 @@ def test_page_shows_the_stream_and_live_predictions_in_chromium(preview: str, ch
              what="the predictions to update")
     labels = chromium.evaluate("[...document.querySelectorAll('#predictions .label')].map(e => e.textContent)")
     assert len(labels) == 5 and all(labels)
+    # the 'take a photo' button saves the frame into the --shots folder, numbered
+    chromium.evaluate("document.getElementById('shot').click()")
+    wait_for(lambda: chromium.evaluate("document.getElementById('saved').textContent") == "saved cat_0001.jpg",
+             what="the photo to be saved")
+    photo = cv2.imread(str(tmp_path / "dataset" / "cat" / "cat_0001.jpg"))
+    assert photo is not None and photo.shape == (720, 1280, 3)
     values = metrics(preview)
     assert values["edgecam_preview_viewers"] >= 1 and values["edgecam_preview_encoded_frames"] >= 1
     shot = chromium.call("Page.captureScreenshot", format="png")["data"]

@@ -89,7 +89,8 @@ def test_window_shows_the_overlay_under_xvfb(xvfb: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
     env["DISPLAY"] = xvfb
     run = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--source", str(blank), "--loop",
-                            "--display", "--duration", "120"], env=env,
+                            "--display", "--duration", "120", "--shots", str(tmp_path / "ds" / "grey")],
+                           env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
@@ -113,10 +114,19 @@ def test_window_shows_the_overlay_under_xvfb(xvfb: str, tmp_path: Path) -> None:
         assert differs > 0.3, f"only {differs:.0%} of the label region differs from the blank frame"
         assert (label_region.min(axis=2) > 200).sum() > 200, "no light text"
         assert (label_region.max(axis=2) < 50).sum() > 2000, "no dark panel behind the text"
-        # q in the window ends the run cleanly
+        # c saves the frame (without the overlay) as a training photo; q ends the run cleanly
+        subprocess.run(["xdotool", "search", "--name", "^edgecam$", "windowfocus", "--sync",
+                        "key", "c"], env=env, timeout=30, capture_output=True)
+        photo = tmp_path / "ds" / "grey" / "grey_0001.jpg"
+        deadline = time.monotonic() + 60
+        while not photo.exists():
+            assert time.monotonic() < deadline, "c saved no photo"
+            time.sleep(0.2)
         subprocess.run(["xdotool", "search", "--name", "^edgecam$", "windowfocus", "--sync",
                         "key", "q"], env=env, timeout=30, capture_output=True)
         assert run.wait(60) == 0
+        saved = cv2.imread(str(photo)).astype(int)
+        assert saved.shape == (480, 640, 3) and np.abs(saved - GREY).max() <= 3
     finally:
         if run.poll() is None:
             run.kill()

@@ -41,13 +41,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     capture.set_defaults(func=cmd_capture)
 
 
-def next_index(folder: Path, label: str) -> int:
-    """The first free photo number: shots taken later add to a class, they never overwrite it."""
-    pattern = re.compile(re.escape(label) + r"_(\d+)\.jpg$")
-    taken = [int(m.group(1)) for p in folder.glob("*.jpg") if (m := pattern.match(p.name))]
-    return max(taken, default=0) + 1
-
-
 def countdown(seconds: float, label: str) -> None:
     while seconds > 0:
         print(f"capturing '{label}' in {seconds:.0f}…", file=sys.stderr, flush=True)
@@ -56,8 +49,7 @@ def countdown(seconds: float, label: str) -> None:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    import cv2
-
+    from edgecam.dataset import ShotWriter
     from edgecam.errors import EdgecamError, UsageError
     from edgecam.progress import Progress
     from edgecam.sources import open_source
@@ -68,11 +60,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
                          "control characters or leading '.'")
     folder = Path(args.out) / args.label
     source = open_source(settings.source, settings)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise EdgecamError(f"dataset folder {folder} cannot be created ({e.strerror})") from None
-    index = next_index(folder, args.label)
+    shots = ShotWriter(folder)
     saved = 0
     with source:
         countdown(settings.countdown, args.label)
@@ -84,12 +72,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
             if frame is None:
                 break
             next_shot = time.monotonic() + settings.every
-            path = folder / f"{args.label}_{index:04d}.jpg"
-            bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
-            if not cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95]):
-                raise EdgecamError(f"photo {path} cannot be written: check the --out folder's "
-                                   "permissions and free space")
-            index += 1
+            path = shots.save(frame.image)
             saved += 1
             progress.advance(note=path.name)
     if saved == 0:

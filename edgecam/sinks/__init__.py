@@ -44,6 +44,9 @@ OPTIONS = [
     Option("preview_token", optional(text), None, "token every preview request must carry "
            "(?token= or Authorization: Bearer); required when HOST is not loopback",
            metavar="TOKEN"),
+    Option("shots", optional(text), None, "folder DATASET/LABEL where the window's c key and the "
+           "preview's 'take a photo' button save the current frame (edgecam train's layout)",
+           metavar="DATASET/LABEL"),
     Option("preview_fps", number(0.5, 120.0), 10.0, "most frames per second the preview encodes "
            "(each JPEG costs CPU the network could use)", metavar="FPS"),
     Option("log", optional(text), None, "append one record per classified frame (or event) to "
@@ -126,13 +129,19 @@ def make_sinks(settings: Settings) -> list[Sink]:
         detector = EventDetector(settings.events, settings.event_threshold, settings.event_frames,
                                  settings.smooth)
         sinks.append(EventFilter(detector, outputs, metrics))
+    shots = None
+    if settings.shots:
+        from edgecam.dataset import ShotWriter
+
+        shots = ShotWriter(Path(settings.shots))
     if wants_window(settings):
         from edgecam.sinks.window import Window
 
-        sinks.append(Window())
+        sinks.append(Window(shots=shots))
     if settings.preview:
         from edgecam.sinks.preview import Preview
 
         host, port = settings.preview
-        sinks.append(Preview(host, port, settings.preview_token, metrics, settings.preview_fps))
+        sinks.append(Preview(host, port, settings.preview_token, metrics, settings.preview_fps,
+                             shots=shots))
     return sinks

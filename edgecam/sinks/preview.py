@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import cv2
 
+from edgecam.dataset import ShotWriter
 from edgecam.errors import EdgecamError, UsageError
 from edgecam.frame import Frame, Prediction
 from edgecam.sinks.base import Sink, record
@@ -53,7 +54,7 @@ def is_loopback(host: str) -> bool:
 
 class Preview(Sink):
     def __init__(self, host: str, port: int, token: str | None, metrics: Metrics,
-                 max_fps: float = 10.0, quality: int = 80) -> None:
+                 max_fps: float = 10.0, quality: int = 80, shots: ShotWriter | None = None) -> None:
         if not is_loopback(host) and not token:
             raise UsageError(f"--preview {host}:{port} is reachable from other machines: set "
                              "--preview-token (or preview_token in the config) so only those "
@@ -62,6 +63,7 @@ class Preview(Sink):
         self.metrics = metrics
         self.quality = quality
         self.min_interval = 1.0 / max_fps
+        self.shots = shots
         self.viewers = 0
         self.encoded = 0  # frames JPEG-encoded: only while someone watches the stream
         self._condition = threading.Condition()
@@ -165,10 +167,21 @@ class Preview(Sink):
         with self._condition:
             latest = self._latest
         status = {"frames": self.metrics.frames, "dropped": self.metrics.dropped,
-                  "viewers": self.viewers, "prediction": None}
+                  "viewers": self.viewers, "prediction": None,
+                  "shots": None if self.shots is None else self.shots.label}
         if latest is not None:
             status["prediction"] = record(*latest)
         return status
+
+    def take_shot(self) -> str | None:
+        """Save the newest frame as a training photo; its file name, or None without one."""
+        with self._condition:
+            latest = self._latest
+        if self.shots is None or latest is None:
+            return None
+        path = self.shots.save(latest[0].image)
+        log.info("saved %s", path)
+        return path.name
 
     def authorized(self, path: str, authorization: str | None) -> bool:
         if not self.token:
@@ -183,11 +196,34 @@ class PreviewHandler(BaseHTTPRequestHandler):
     preview: Preview
     server_version = "edgecam"
 
+    def _refused(self) -> bool:
+        if self.preview.authorized(self.path, self.headers.get("Authorization")):
+            return False
+        self._send(HTTPStatus.UNAUTHORIZED, "text/plain; charset=utf-8",
+                   b"a token is required: add ?token=... or an Authorization: Bearer header\n",
+                   {"WWW-Authenticate": 'Bearer realm="edgecam"'})
+        return True
+
+    def do_POST(self) -> None:
+        if self._refused():
+            return
+        if urlsplit(self.path).path != "/api/shot":
+            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
+            return
+        try:
+            saved = self.preview.take_shot()
+        except EdgecamError as e:
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "application/json",
+                       json.dumps({"error": str(e)}).encode())
+            return
+        if saved is None:
+            self._send(HTTPStatus.CONFLICT, "application/json",
+                       b'{"error": "no --shots folder, or no frame yet"}')
+            return
+        self._send(HTTPStatus.OK, "application/json", json.dumps({"saved": saved}).encode())
+
     def do_GET(self) -> None:
-        if not self.preview.authorized(self.path, self.headers.get("Authorization")):
-            self._send(HTTPStatus.UNAUTHORIZED, "text/plain; charset=utf-8",
-                       b"a token is required: add ?token=... or an Authorization: Bearer header\n",
-                       {"WWW-Authenticate": 'Bearer realm="edgecam"'})
+        if self._refused():
             return
         route = urlsplit(self.path).path
         if route in ("/", "/index.html"):

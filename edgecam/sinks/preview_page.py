@@ -27,6 +27,7 @@ PAGE = """<!doctype html>
     <h1 id="model">edgecam</h1>
     <div id="predictions">waiting for the first frame…</div>
     <p id="stats"></p>
+    <p><button id="shot" hidden>Take a photo</button> <span id="saved"></span></p>
     <p id="state"></p>
   </section>
 </main>
@@ -37,7 +38,17 @@ const img = document.getElementById("stream");
 img.src = withToken("stream.mjpg");
 img.onerror = () => setTimeout(() => { img.src = withToken("stream.mjpg") + (token ? "&" : "?") + Date.now(); }, 1000);
 
+const shot = document.getElementById("shot");
+shot.onclick = async () => {
+  const response = await fetch(withToken("api/shot"), { method: "POST" });
+  const answer = await response.json();
+  document.getElementById("saved").textContent = answer.saved ? "saved " + answer.saved : answer.error;
+};
 function show(status) {
+  if (status.shots) {
+    shot.hidden = false;
+    shot.textContent = "Take a photo of '" + status.shots + "'";
+  }
   const p = status.prediction;
   if (!p) return;
   document.getElementById("model").textContent = p.model + " · " + p.backend + " · " + p.source;

@@ -1,10 +1,12 @@
-"""A desktop window showing each frame with its prediction; q or Esc (or closing it) ends the run."""
+"""A desktop window showing each frame with its prediction; q or Esc (or closing it) ends the run,
+c saves the frame as a training photo when --shots is given."""
 from __future__ import annotations
 
 import logging
 
 import cv2
 
+from edgecam.dataset import ShotWriter
 from edgecam.errors import EdgecamError
 from edgecam.frame import Frame, Prediction
 from edgecam.sinks.base import Sink
@@ -13,11 +15,13 @@ from edgecam.sinks.overlay import display_image, draw_overlay
 log = logging.getLogger(__name__)
 
 QUIT_KEYS = {ord("q"), ord("Q"), 27}
+SHOT_KEYS = {ord("c"), ord("C")}
 
 
 class Window(Sink):
-    def __init__(self, title: str = "edgecam") -> None:
+    def __init__(self, title: str = "edgecam", shots: ShotWriter | None = None) -> None:
         self.title = title
+        self.shots = shots
         self._sized = False
 
     def open(self) -> None:
@@ -38,6 +42,8 @@ class Window(Sink):
         closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
         if key in QUIT_KEYS or closed:
             self.stop_requested = True
+        elif key in SHOT_KEYS and self.shots is not None:
+            log.info("saved %s", self.shots.save(frame.image))
 
     def close(self) -> None:
         try:
