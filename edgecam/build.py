@@ -143,6 +143,26 @@ def written_atomically(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def export_checked(model: nn.Module, spec: store.ModelSpec, kind: str, path: Path,
+                   progress: Progress | None = None) -> float:
+    """Export `model` as `kind` to `path` (atomically), only once the export's logits agree with
+    eager torch within MAX_ABS_DIFF on sample input; the difference found."""
+    export, run = EXPORTERS[kind]
+    example = sample_input(spec)
+    with torch.inference_mode():
+        expected = model(example).numpy()
+    with written_atomically(path) as tmp:
+        with torch.no_grad():
+            export(model, example[:1], tmp)
+        diff = float(np.abs(run(tmp, example.numpy()) - expected).max())
+        if progress is not None:
+            progress.advance(2, note=f"exported, max |Δlogit| {diff:.2e}")
+        if not diff <= MAX_ABS_DIFF:
+            raise ModelError(f"the {kind} export of {spec.name} differs from torch by {diff:.3g} "
+                             f"(limit {MAX_ABS_DIFF}); refusing to write it")
+    return diff
+
+
 def build(spec: store.ModelSpec, kind: str, path: Path, calib: Path | None = None) -> dict:
     """Export `spec` as `kind` to `path` (atomically) after checking it against eager torch;
     `calib` is the folder of calibration images of an int8 build (default: the demo clip)."""
@@ -150,22 +170,10 @@ def build(spec: store.ModelSpec, kind: str, path: Path, calib: Path | None = Non
         from edgecam import quantize
 
         return quantize.build_int8(spec, path, calib)
-    export, run = EXPORTERS[kind]
     progress = Progress(f"building {spec.name} ({kind})", 4)
     model = wrapped(spec)
     progress.advance(note="weights loaded")
-    example = sample_input(spec)
-    with torch.inference_mode():
-        expected = model(example).numpy()
-    with written_atomically(path) as tmp:
-        with torch.no_grad():
-            export(model, example[:1], tmp)
-        progress.advance(note="exported")
-        diff = float(np.abs(run(tmp, example.numpy()) - expected).max())
-        progress.advance(note=f"max |Δlogit| {diff:.2e}")
-        if not diff <= MAX_ABS_DIFF:
-            raise ModelError(f"the {kind} export of {spec.name} differs from torch by {diff:.3g} "
-                             f"(limit {MAX_ABS_DIFF}); refusing to write it")
+    diff = export_checked(model, spec, kind, path, progress)
     details = {"kind": kind, "max_abs_diff": diff, "input": spec.input, "torch": torch.__version__,
                "trained": store.weights_id(spec) is not None}
     store.write_meta(spec, path, **details)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from edgecam import build, dataset, store
-from edgecam.errors import EdgecamError, ModelError, UsageError
+from edgecam.errors import EdgecamError, UsageError
 from edgecam.features import Augment, Backbone, digests_of, extract, stacked
 
 log = logging.getLogger(__name__)
@@ -113,22 +113,6 @@ def fit(backbone: Backbone, train: tuple[np.ndarray, np.ndarray], val: tuple[np.
     return head, history
 
 
-def _export(model: nn.Module, spec: store.ModelSpec, path: Path) -> float:
-    """Write `model` as ONNX to `path` (atomically) once onnxruntime agrees with eager torch."""
-    export, run = build.EXPORTERS["onnx"]
-    example = build.sample_input(spec)
-    with torch.inference_mode():
-        expected = model(example).numpy()
-    with build.written_atomically(path) as tmp:
-        with torch.no_grad():
-            export(model, example[:1], tmp)
-        diff = float(np.abs(run(tmp, example.numpy()) - expected).max())
-        if not diff <= build.MAX_ABS_DIFF:
-            raise ModelError(f"the ONNX export of {spec.name} differs from torch by {diff:.3g}; "
-                             "refusing to write it")
-    return diff
-
-
 def quantized(spec: store.ModelSpec, images: list[Path]) -> Path:
     """NAME.int8.onnx, calibrated on (and checked against fp32 on) the training photos themselves."""
     from edgecam import quantize
@@ -184,7 +168,7 @@ def deploy(backbone: Backbone, head: nn.Linear, classes: list[str], options: Opt
     path, labels = root / f"{name}.onnx", root / f"{name}.labels.txt"
     labels.write_text("\n".join(classes) + "\n", encoding="utf-8")
     spec = store.ModelSpec(name=name, input=base.input, labels_file=labels, path=path)
-    diff = _export(model, spec, path)
+    diff = build.export_checked(model, spec, "onnx", path)
     store.write_meta(spec, path, kind="onnx", max_abs_diff=diff, input=base.input, base=base.name,
                      classes=classes, torch=torch.__version__, **details)
     entry = {"labels": labels.name, "input": base.input, "base": base.name, "classes": len(classes),

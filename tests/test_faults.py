@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Iterator
 
 import cv2
-import numpy as np
 import pytest
 
 from conftest import edgecam, photo, read_jsonl
