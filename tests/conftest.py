@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import cv2
 import numpy as np
@@ -32,6 +34,20 @@ def edgecam(*args: str, timeout: float = 300, env: dict | None = None,
                             timeout=timeout, env=full_env)
     if check and result.returncode != 0:
         raise AssertionError(f"edgecam {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 90, what: str = "",
+             interval: float = 0.1) -> T:
+    """Poll `condition` until it returns something true, and return that; fail after `timeout`
+    seconds. Tests wait for events this way, never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(interval)
     return result
 
 

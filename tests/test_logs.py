@@ -18,7 +18,7 @@ import pytest
 from edgecam.frame import Frame, Label, Prediction
 from edgecam.sinks.logfile import JsonlFormat, LogFile
 
-from conftest import edgecam, read_jsonl
+from conftest import edgecam, read_jsonl, wait_for
 
 
 def start_run(*args: str, stderr: Path) -> subprocess.Popen:
@@ -26,13 +26,6 @@ def start_run(*args: str, stderr: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     return subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--headless", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=stderr.open("w"))
-
-
-def wait_for(condition, timeout: float = 90, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def lines_in(path: Path) -> int:

@@ -10,25 +10,16 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import edgecam
+from conftest import edgecam, wait_for
 
 paho = pytest.importorskip("paho.mqtt.client")
 
 USER, PASSWORD = "cam", "p@ss word"
 TOPIC = "home/hall"
-
-
-def wait_for(condition, timeout: float = 90, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return result
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,19 +18,9 @@ from pathlib import Path
 import cv2
 import pytest
 
-from conftest import edgecam
+from conftest import edgecam, wait_for
 
 TOKEN = "s3cret-token"
-
-
-def wait_for(condition, timeout: float = 90, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, bytes]:

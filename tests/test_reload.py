@@ -6,15 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-
-def wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+from conftest import wait_for
 
 
 def records(log: Path) -> list[dict]:
@@ -31,15 +24,15 @@ def test_sighup_reloads_the_config_and_sigterm_ends_cleanly(tmp_path: Path) -> N
     process = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--config", str(config)],
                                stderr=subprocess.PIPE, text=True, env=env)
     try:
-        wait_for(lambda: len(records(log)) >= 5)
+        wait_for(lambda: len(records(log)) >= 5, 60)
         config.write_text(f'headless = true\ntopk = 3\nlog = "{log}"\n')
         process.send_signal(signal.SIGHUP)
-        wait_for(lambda: any(len(r["top"]) == 3 for r in records(log)))
+        wait_for(lambda: any(len(r["top"]) == 3 for r in records(log)), 60)
 
         config.write_text("topk = 'lots'\n")  # a broken config: the run goes on as it was
         process.send_signal(signal.SIGHUP)
         count = len(records(log))
-        wait_for(lambda: len(records(log)) >= count + 5)
+        wait_for(lambda: len(records(log)) >= count + 5, 60)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     finally:

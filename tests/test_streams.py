@@ -7,18 +7,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
-from conftest import read_jsonl
+from conftest import read_jsonl, wait_for
+from edgecam.bench.pipeline import free_port
 from edgecam.errors import SourceError
 from edgecam.options import resolve
 from edgecam.sources import OPTIONS, open_source
@@ -68,12 +68,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serving(port: int) -> bool:
     """Whether a server on 127.0.0.1:port listens or already has its client (edgecam, reconnecting,
     may be quicker than this poll), read from /proc: a test connection would be taken as the one
@@ -84,14 +78,6 @@ def serving(port: int) -> bool:
         if fields[1] == wanted and fields[3] in ("0A", "01"):  # LISTEN, ESTABLISHED
             return True
     return False
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 class Server:
