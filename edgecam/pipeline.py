@@ -15,6 +15,7 @@ from typing import Iterator
 from edgecam import backends, store
 from edgecam.classifier import Classifier
 from edgecam.options import Option, Settings, choice, integer, number, optional, text
+from edgecam.service.notify import service_sinks
 from edgecam.sinks import make_sinks
 from edgecam.sinks.base import Sink
 from edgecam.sources import open_source
@@ -118,9 +119,7 @@ def run(settings: Settings, source: Source | None = None,
     source = source or open_source(settings.source, settings, spec.input or None)
     classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk,
                                  settings.allow_untrained)
-    from edgecam.service.notify import service_sinks  # systemd's READY/STATUS/WATCHDOG/STOPPING
-
-    sinks = make_sinks(settings) + service_sinks()
+    sinks = make_sinks(settings) + service_sinks()  # + systemd's READY/STATUS/WATCHDOG/STOPPING
     clock = StageClock()
     prefetcher = Prefetcher(source, classifier.prepare, clock)
     stop = StopFlag()
