@@ -21,7 +21,8 @@ from edgecam.errors import ModelError, UsageError
 log = logging.getLogger(__name__)
 
 # Bumped when the exported graph changes, so older cached artifacts are rebuilt.
-FORMAT = 1
+# 2: int8 with 7-bit weights, a quantized stem and the uint8 frame as its quantized input.
+FORMAT = 2
 
 # Artifact kind → file suffix. The backends name the kind they load.
 ARTIFACTS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt"}

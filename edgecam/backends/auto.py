@@ -28,10 +28,15 @@ def candidates() -> list[str]:
     return names
 
 
-def machine_key(spec: store.ModelSpec, threads: int) -> str:
+def machine_suffix() -> str:
+    """This CPU, and the artifacts' format: a choice measured on older builds is measured again."""
     from edgecam.bench.machine import cpu_model
 
-    return f"{spec.name}|{threads} threads|{cpu_model()}"
+    return f"{cpu_model()}|format {store.FORMAT}"
+
+
+def machine_key(spec: store.ModelSpec, threads: int) -> str:
+    return f"{spec.name}|{threads} threads|{machine_suffix()}"
 
 
 def remembered() -> dict[str, dict]:

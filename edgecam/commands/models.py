@@ -94,7 +94,10 @@ def auto_choices() -> dict[str, str]:
     from edgecam.backends import auto
 
     chosen = {}
+    here = "|" + auto.machine_suffix()
     for key, choice in auto.remembered().items():
+        if not key.endswith(here):  # another machine's, or measured on older builds
+            continue
         model, threads = key.split("|")[:2]
         chosen[model] = f"{choice['backend']} ({threads})"
     return chosen
