@@ -33,12 +33,14 @@ def test_top_k_is_sorted_and_labelled() -> None:
     assert len(top_k(probabilities, ["a", "b", "c", "d"], 10)) == 4
 
 
-def test_fast_two_step_downscale_stays_close_to_a_direct_inter_area() -> None:
+def test_fast_halving_downscale_stays_within_a_grey_level_of_a_direct_inter_area() -> None:
     import cv2
 
     from edgecam.sources.demo import DemoClip
 
-    frame = DemoClip(1280, 720).frame(10)
-    direct = cv2.resize(frame[:, 280:1000], (224, 224), interpolation=cv2.INTER_AREA)
-    fast = center_crop_resize(frame, 224)
-    assert np.abs(fast.astype(int) - direct.astype(int)).mean() < 0.5
+    clip = DemoClip(1280, 720)
+    for index in range(0, len(clip), len(clip) // 8):
+        frame = clip.frame(index)
+        direct = cv2.resize(frame[:, 280:1000], (224, 224), interpolation=cv2.INTER_AREA)
+        fast = center_crop_resize(frame, 224)
+        assert np.abs(fast.astype(int) - direct.astype(int)).mean() < 1.0, index
