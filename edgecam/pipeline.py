@@ -126,7 +126,7 @@ def run(settings: Settings, source: Source | None = None,
     fps = FpsMeter()
     count = 0
     opened: list[Sink] = []
-    cpu_started = started = 0.0
+    cpu_started = started = cpu_ended = ended = 0.0
     with stop_on_signals(stop):
         if stopped is not None and stopped.is_set():
             stop.set(signal.SIGTERM)
@@ -161,15 +161,16 @@ def run(settings: Settings, source: Source | None = None,
                 if any(sink.stop_requested for sink in sinks):
                     break
         finally:
+            cpu_ended, ended = _cpu_seconds(), time.monotonic()  # the loop, not the tear-down
             prefetcher.stop()
             for sink in reversed(opened):
                 sink.reloading = stop.reload
                 sink.close()
             prefetcher.join()
             source.close()
-    summary = Summary(count, time.monotonic() - started if started else 0.0,
+    summary = Summary(count, ended - started if started else 0.0,
                       source.dropped + prefetcher.dropped, dict(clock.seconds),
-                      _cpu_seconds() - cpu_started if started else 0.0, stop.reload)
+                      cpu_ended - cpu_started if started else 0.0, stop.reload)
     log.info("classified %d frames in %.1f s (%.1f FPS, %d dropped, %d reconnects)", summary.frames,
              summary.seconds, summary.fps, summary.dropped, source.reconnects)
     return summary
