@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from edgecam import priority
 from edgecam.frame import Frame
 from edgecam.sources.base import LiveSource, Source
 
@@ -57,6 +58,7 @@ class Prefetcher:
         self._thread.start()
 
     def _work(self) -> None:
+        priority.run_nicer(priority.PREPARE)
         try:
             while not self._stop.is_set():
                 started = time.perf_counter()

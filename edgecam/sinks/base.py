@@ -8,6 +8,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Callable, Generic, TypeVar
 
+from edgecam import priority
 from edgecam.frame import Frame, Prediction
 
 log = logging.getLogger(__name__)
@@ -54,13 +55,17 @@ def record(frame: Frame, prediction: Prediction) -> dict:
 
 
 class Handoff(Generic[T]):
-    """Runs `handle(item)` on a thread of its own. `put` never blocks: when `capacity` items are
-    waiting already, the oldest is dropped (capacity 1: only the newest item is ever handled), so
-    the inference loop never waits for a slow output."""
+    """Runs `handle(item)` on a thread of its own, nicer than inference (edgecam.priority). When
+    `capacity` items are waiting already, `put` drops the oldest (capacity 1: only the newest item
+    is ever handled), so the inference loop never waits for a slow output; with `lossless`, `put`
+    waits for room instead (a log that must hold every result)."""
 
-    def __init__(self, name: str, handle: Callable[[T], None], capacity: int = 1) -> None:
+    def __init__(self, name: str, handle: Callable[[T], None], capacity: int = 1,
+                 lossless: bool = False) -> None:
         self.name = name
         self.handle = handle
+        self.capacity = capacity
+        self.lossless = lossless
         self.skipped = 0  # items dropped because the thread was busy
         self._items: deque[T] = deque(maxlen=capacity)
         self._condition = threading.Condition()
@@ -72,12 +77,15 @@ class Handoff(Generic[T]):
 
     def put(self, item: T) -> None:
         with self._condition:
-            if len(self._items) == self._items.maxlen:
+            if self.lossless:
+                self._condition.wait_for(lambda: len(self._items) < self.capacity or self._stopping)
+            if len(self._items) == self.capacity:
                 self.skipped += 1
             self._items.append(item)
-            self._condition.notify()
+            self._condition.notify_all()
 
     def _work(self) -> None:
+        priority.run_nicer(priority.OUTPUT)
         while True:
             with self._condition:
                 while not self._items and not self._stopping:
@@ -85,18 +93,22 @@ class Handoff(Generic[T]):
                 if not self._items:
                     return
                 item = self._items.popleft()
+                self._condition.notify_all()  # room for a lossless put
             try:
                 self.handle(item)
             except Exception:  # an output's bug must not end the thread that serves it
                 log.exception("%s failed", self.name)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Handle what is still waiting (bounded by `timeout`), then end the thread."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Handle what is still waiting (bounded by `timeout`), then end the thread; False when
+        it is still busy after `timeout`."""
         with self._condition:
             self._stopping = True
-            self._condition.notify()
+            self._condition.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.warning("%s: %d items not handled after %.0f s", self.name, len(self._items),
                             timeout)
+                return False
+        return True

@@ -1,8 +1,9 @@
 """The headless log: JSON Lines or CSV, one record per line, rotated by size, and kept going
 through a full disk, a read-only remount or a removed directory.
 
-Each line goes to the kernel in one write() as soon as it is made, so a crash (even kill -9) loses
-at most the line being written. A line cut short by a full disk is cut off again (ftruncate), and
+Lines are made and written on a thread of their own (the inference loop only hands the record
+over) and each goes to the kernel in one write() as soon as it is made, so a crash (even kill -9)
+loses at most the few records still waiting, and never leaves half a line. A line cut short by a full disk is cut off again (ftruncate), and
 a file that ends mid-line (an earlier crash) gets a newline before the next record, so every
 complete line stays a valid record. When writing fails, the log warns once, drops records while
 inference goes on, and tries the file again every second."""
@@ -19,12 +20,15 @@ from pathlib import Path
 
 from edgecam.errors import EdgecamError
 from edgecam.frame import Frame, Prediction
-from edgecam.sinks.base import Sink, record
+from edgecam.sinks.base import Handoff, Sink, record
 from edgecam.sinks.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0  # how often a failed log tries its file again, and checks it was not replaced
+# Records waiting for the writer thread; the inference loop waits when this many are (a disk that
+# is slower than the network holds inference back rather than lose results).
+QUEUE = 256
 
 
 class JsonlFormat:
@@ -71,6 +75,7 @@ class LogFile(Sink):
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
         self._next_check = 0.0
         self._failing = False
+        self._writer: Handoff[dict] = Handoff("log writer", self._write, QUEUE, lossless=True)
 
     def open(self) -> None:
         try:
@@ -80,9 +85,13 @@ class LogFile(Sink):
             raise EdgecamError(f"log file {self.path} cannot be written ({e.strerror}): choose "
                                "another --log path or fix its permissions") from None
         self._next_check = time.monotonic() + RETRY_SECONDS
+        self._writer.start()
 
     def write(self, frame: Frame, prediction: Prediction) -> None:
-        data = self.format.line(record(frame, prediction)).encode("utf-8")
+        self._writer.put(record(frame, prediction))
+
+    def _write(self, rec: dict) -> None:
+        data = self.format.line(rec).encode("utf-8")
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + RETRY_SECONDS
@@ -103,7 +112,8 @@ class LogFile(Sink):
             log.info("log %s: writing again (%d records were lost)", self.path, self.lost)
 
     def close(self) -> None:
-        self._close_file()
+        if self._writer.stop():  # else it may still write: its descriptor must not be reused
+            self._close_file()
 
     def _open_file(self) -> None:
         """Open (or create) the log for appending, write the CSV header into an empty file, and

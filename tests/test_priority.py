@@ -1,0 +1,69 @@
+"""Inference keeps the CPU: while `edgecam run` classifies, the threads that prepare the next frame,
+write the log and encode the preview run nicer than the thread that runs the network, so they take
+the gaps it leaves instead of preempting its onnxruntime workers."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import wait_for
+from edgecam import pipeline, priority
+from edgecam.bench.pipeline import MemorySource, free_port
+from edgecam.commands.run import run_options
+from edgecam.frame import Frame
+from edgecam.options import resolve
+
+
+class NiceRecordingSource(MemorySource):
+    """Frames from memory; at frame 40 (a viewer is watching by then) it notes every thread's nice."""
+
+    def __init__(self, frames: list[np.ndarray], ready: threading.Event) -> None:
+        super().__init__(frames)
+        self.ready = ready
+        self.nice: dict[str, int] = {}
+
+    def read(self) -> Frame | None:
+        if self._index == 40:
+            self.ready.wait(30)
+            self.nice = {t.name: os.getpriority(os.PRIO_PROCESS, t.native_id)
+                         for t in threading.enumerate() if t.native_id is not None}
+        return super().read()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_helper_threads_run_nicer_than_the_inference_thread(model_cache: Path, tmp_path: Path) -> None:
+    port = free_port()
+    settings = resolve(run_options(), {"frames": 80, "headless": True, "log": str(tmp_path / "run.jsonl"),
+                                       "preview": f"127.0.0.1:{port}"})
+    ready = threading.Event()
+    source = NiceRecordingSource([np.full((720, 1280, 3), 90, np.uint8)], ready)
+
+    def watch() -> None:
+        def first_bytes() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/stream.mjpg", timeout=5) as s:
+                    s.read(1000)
+                    ready.set()
+                    s.read(100_000)
+                return True
+            except OSError:
+                return False
+        wait_for(first_bytes, 30, "the preview stream")
+
+    viewer = threading.Thread(target=watch, daemon=True)
+    viewer.start()
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    summary = pipeline.run(settings, source)
+    assert summary.frames == 80
+    nice = source.nice
+    assert nice["MainThread"] == base  # the thread that runs the network
+    expected = {"prefetch": priority.PREPARE, "log writer": priority.OUTPUT,
+                "preview encoder": priority.OUTPUT}
+    assert {name: nice[name] - base for name in expected} == {
+        name: min(19 - base, steps) for name, steps in expected.items()}
