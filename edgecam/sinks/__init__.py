@@ -49,6 +49,9 @@ OPTIONS = [
            metavar="DATASET/LABEL"),
     Option("preview_fps", number(0.5, 120.0), 10.0, "most frames per second the preview encodes "
            "(each JPEG costs CPU the network could use)", metavar="FPS"),
+    Option("preview_width", integer(160, 3840), 640, "width the preview is encoded at; wider "
+           "frames are reduced to it (a 1280-wide JPEG costs three times the CPU)",
+           metavar="PIXELS"),
     Option("log", optional(text), None, "append one record per classified frame (or event) to "
            "this file", metavar="PATH"),
     Option("log_format", choice("auto", "jsonl", "csv"), "auto", "jsonl or csv; auto: csv for a "
@@ -143,5 +146,5 @@ def make_sinks(settings: Settings) -> list[Sink]:
 
         host, port = settings.preview
         sinks.append(Preview(host, port, settings.preview_token, metrics, settings.preview_fps,
-                             shots=shots))
+                             settings.preview_width, shots=shots))
     return sinks

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import cv2
 
+from edgecam import priority
 from edgecam.dataset import ShotWriter
 from edgecam.errors import EdgecamError, UsageError
 from edgecam.frame import Frame, Prediction
@@ -54,19 +55,26 @@ def is_loopback(host: str) -> bool:
 
 class Preview(Sink):
     def __init__(self, host: str, port: int, token: str | None, metrics: Metrics,
-                 max_fps: float = 10.0, quality: int = 80, shots: ShotWriter | None = None) -> None:
+                 max_fps: float = 10.0, width: int = 640, quality: int = 80,
+                 shots: ShotWriter | None = None) -> None:
         if not is_loopback(host) and not token:
             raise UsageError(f"--preview {host}:{port} is reachable from other machines: set "
                              "--preview-token (or preview_token in the config) so only those "
                              "who know it can watch")
         self.host, self.port, self.token = host, port, token
         self.metrics = metrics
+        self.width = width
         self.quality = quality
         self.min_interval = 1.0 / max_fps
         self.shots = shots
         self.viewers = 0
         self.encoded = 0  # frames JPEG-encoded: only while someone watches the stream
-        self._condition = threading.Condition()
+        # One lock, two conditions: the encoder waits for a frame (and is woken by write() only
+        # when it does, not at every inferred frame), the streams wait for a JPEG.
+        self._lock = threading.Lock()
+        self._new_frame = threading.Condition(self._lock)
+        self._new_jpeg = threading.Condition(self._lock)
+        self._encoder_waiting = False
         self._latest: tuple[Frame, Prediction] | None = None
         self._version = 0  # bumped by each write()
         self._jpeg = b""
@@ -103,15 +111,17 @@ class Preview(Sink):
         log.info("web preview at %s", self.url)
 
     def write(self, frame: Frame, prediction: Prediction) -> None:
-        with self._condition:
+        with self._lock:
             self._latest = (frame, prediction)
             self._version += 1
-            self._condition.notify_all()
+            if self._encoder_waiting:
+                self._new_frame.notify()
 
     def close(self) -> None:
-        with self._condition:
+        with self._lock:
             self._stopping = True
-            self._condition.notify_all()
+            self._new_frame.notify_all()
+            self._new_jpeg.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -119,21 +129,24 @@ class Preview(Sink):
             thread.join(timeout=5)
 
     def _encode(self) -> None:
+        priority.run_nicer(priority.OUTPUT)
         encoded = 0
         next_time = time.monotonic()
         while True:
-            with self._condition:
+            with self._lock:
                 # at most max_fps: the time left until the next slot is waited out here
-                self._condition.wait_for(lambda: self._stopping, max(0.0, next_time - time.monotonic()))
-                while not self._stopping and (self._version == encoded or not self.viewers):
-                    self._condition.wait()
+                self._new_frame.wait_for(lambda: self._stopping, max(0.0, next_time - time.monotonic()))
+                self._encoder_waiting = True
+                self._new_frame.wait_for(
+                    lambda: self._stopping or (self._version != encoded and self.viewers > 0))
+                self._encoder_waiting = False
                 if self._stopping:
                     return
                 next_time = time.monotonic() + self.min_interval
                 encoded = self._version
                 frame, prediction = self._latest  # type: ignore[misc]
             try:
-                image = draw_overlay(display_image(frame.image), prediction)
+                image = draw_overlay(display_image(frame.image, max_width=self.width), prediction)
                 ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
                 if not ok:
                     raise RuntimeError(f"JPEG encoding failed for a {image.shape} frame")
@@ -141,30 +154,30 @@ class Preview(Sink):
                 log.exception("web preview: encoding a frame failed")
                 self.metrics.error("preview")
                 continue
-            with self._condition:
+            with self._lock:
                 self._jpeg, self._jpeg_version = jpeg.tobytes(), self._jpeg_version + 1
                 self.encoded += 1
-                self._condition.notify_all()
+                self._new_jpeg.notify_all()
 
     def next_jpeg(self, after: int, timeout: float = 1.0) -> tuple[bytes, int] | None:
         """The newest JPEG once it is newer than version `after`, or None on timeout or stop."""
-        with self._condition:
-            self._condition.wait_for(lambda: self._stopping or self._jpeg_version > after, timeout)
+        with self._lock:
+            self._new_jpeg.wait_for(lambda: self._stopping or self._jpeg_version > after, timeout)
             if self._stopping or self._jpeg_version <= after:
                 return None
             return self._jpeg, self._jpeg_version
 
     def watch(self, delta: int) -> None:
-        with self._condition:
+        with self._lock:
             self.viewers += delta
-            self._condition.notify_all()
+            self._new_frame.notify_all()
 
     @property
     def stopping(self) -> bool:
         return self._stopping
 
     def status(self) -> dict:
-        with self._condition:
+        with self._lock:
             latest = self._latest
         status = {"frames": self.metrics.frames, "dropped": self.metrics.dropped,
                   "viewers": self.viewers, "prediction": None,
@@ -175,7 +188,7 @@ class Preview(Sink):
 
     def take_shot(self) -> str | None:
         """Save the newest frame as a training photo; its file name, or None without one."""
-        with self._condition:
+        with self._lock:
             latest = self._latest
         if self.shots is None or latest is None:
             return None
