@@ -1,0 +1,64 @@
+"""`edgecam bench` as a user runs it: the latency table and its JSON and plot, and the pipeline
+against inference alone. What it measures is never asserted here (this host is shared and noisy);
+that every figure is there, and consistent with the others, is."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import edgecam
+
+
+@pytest.mark.slow
+def test_latency_bench_reports_every_backend_against_the_machine_and_torch_eager(
+        model_cache: Path, tmp_path: Path) -> None:
+    out, plot = tmp_path / "bench.json", tmp_path / "bench.png"
+    result = edgecam("bench", "--models", "efficientnet_lite0", "--backends",
+                     "onnx,onnx-int8,torch-eager,opencv-dnn", "--runs", "10", "--json", str(out),
+                     "--plot", str(plot), check=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert report["machine"]["gemm_gmacs"] > 0 and report["machine"]["threads"] >= 1
+    rows = {r["backend"]: r for r in report["results"]}
+    assert set(rows) == {"onnx", "onnx-int8", "torch-eager", "opencv-dnn"}
+    for backend, row in rows.items():
+        assert "error" not in row, row
+        assert 0 < row["median_ms"] <= row["p95_ms"]
+        assert row["fps"] == pytest.approx(1000 / row["median_ms"])
+        assert row["gmacs"] == pytest.approx(row["macs"] / row["median_ms"] / 1e6)
+        assert row["efficiency"] == pytest.approx(row["gmacs"] / report["machine"]["gemm_gmacs"])
+        assert row["vs_torch_eager"] == pytest.approx(rows["torch-eager"]["median_ms"] / row["median_ms"])
+        assert row["peak_rss_mb"] > 20
+        assert abs(row["params"] / 4.65e6 - 1) < 0.03 and abs(row["macs"] / 385e6 - 1) < 0.05
+        assert f"| efficientnet_lite0 | {backend} |" in result.stdout
+    # every backend sees the same content in the same frames (the int8 model may differ once)
+    assert sum(a != b for a, b in zip(rows["onnx"]["top1"], rows["onnx-int8"]["top1"])) <= 1
+    assert rows["onnx"]["top1"] == rows["torch-eager"]["top1"] == rows["opencv-dnn"]["top1"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_pipeline_bench_runs_the_whole_loop_with_log_and_a_watched_preview(
+        model_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pipeline.json"
+    result = edgecam("bench", "--pipeline", "--frames", "60", "--rounds", "2", "--json", str(out),
+                     check=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert report["log"] and report["preview"] and report["source"] == "1280x720 frames in memory"
+    assert len(report["inference_fps_runs"]) == len(report["pipeline_fps_runs"]) == 2
+    assert report["ratio"] == pytest.approx(
+        sum(w / a for w, a in zip(report["pipeline_fps_runs"], report["inference_fps_runs"])) / 2)
+    typical = report["pipeline"]
+    assert typical["frames"] == 60
+    assert set(typical["stages_ms"]) >= {"capture", "preprocess", "inference", "sinks", "wait"}
+    assert 0 < typical["cpu_percent"] <= 100 * 64
+    assert typical["preview_bytes"] > 10_000  # the viewer received JPEGs all along
+    assert "ratio" in result.stdout and "per frame" in result.stdout
+
+
+def test_bench_of_an_unknown_model_fails_before_measuring_anything() -> None:
+    result = edgecam("bench", "--models", "mobilenet_v9")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("edgecam: error: ") and "mobilenet_v9" in last
