@@ -58,17 +58,21 @@ class Handoff(Generic[T]):
     """Runs `handle(item)` on a thread of its own, nicer than inference (edgecam.priority). When
     `capacity` items are waiting already, `put` drops the oldest (capacity 1: only the newest item
     is ever handled), so the inference loop never waits for a slow output; with `lossless`, `put`
-    waits for room instead (a log that must hold every result)."""
+    waits for room instead (a log that must hold every result). With `gather` (seconds), a woken
+    thread lets items gather that long and handles them in one go: one wake-up per batch instead of
+    one per frame, each of which costs the network CPU."""
 
     def __init__(self, name: str, handle: Callable[[T], None], capacity: int = 1,
-                 lossless: bool = False) -> None:
+                 lossless: bool = False, gather: float = 0.0) -> None:
         self.name = name
         self.handle = handle
         self.capacity = capacity
         self.lossless = lossless
+        self.gather = gather
         self.skipped = 0  # items dropped because the thread was busy
         self._items: deque[T] = deque(maxlen=capacity)
         self._condition = threading.Condition()
+        self._idle = False  # the thread waits for an item: only then does a put wake it
         self._stopping = False
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
 
@@ -82,22 +86,29 @@ class Handoff(Generic[T]):
             if len(self._items) == self.capacity:
                 self.skipped += 1
             self._items.append(item)
-            self._condition.notify_all()
+            if self._idle or len(self._items) == self.capacity:
+                self._condition.notify_all()
 
     def _work(self) -> None:
         priority.run_nicer(priority.OUTPUT)
         while True:
             with self._condition:
-                while not self._items and not self._stopping:
-                    self._condition.wait()
+                self._idle = True
+                self._condition.wait_for(lambda: self._items or self._stopping)
+                self._idle = False
                 if not self._items:
                     return
-                item = self._items.popleft()
+                if self.gather:
+                    self._condition.wait_for(
+                        lambda: self._stopping or len(self._items) == self.capacity, self.gather)
+                batch = list(self._items)
+                self._items.clear()
                 self._condition.notify_all()  # room for a lossless put
-            try:
-                self.handle(item)
-            except Exception:  # an output's bug must not end the thread that serves it
-                log.exception("%s failed", self.name)
+            for item in batch:
+                try:
+                    self.handle(item)
+                except Exception:  # an output's bug must not end the thread that serves it
+                    log.exception("%s failed", self.name)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Handle what is still waiting (bounded by `timeout`), then end the thread; False when
