@@ -22,6 +22,23 @@ def run_one(model: str, backend: str, threads: int, runs: int, allow_untrained: 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def prebuild(model: str, backend: str, allow_untrained: bool) -> str | None:
+    """Build what `backend` loads before it is measured, so the measuring process's peak RSS is
+    the backend's own and not a build's (which imports torch); the error, if it cannot be built."""
+    from edgecam import backends
+    from edgecam.bench.measure import float_onnx
+
+    spec = store.get(model)
+    try:
+        if backend in backends.BACKENDS:
+            store.ensure(spec, backends.BACKENDS[backend][2], allow_untrained)
+        elif backend == "opencv-dnn":
+            float_onnx(spec)
+    except EdgecamError as e:
+        return str(e)
+    return None
+
+
 def model_cost(model: str) -> dict:
     """Params and MACs counted from the network itself (needs torch; cached per model)."""
     from edgecam import profiler
@@ -43,7 +60,10 @@ def benchmark(models: list[str], backend_names: list[str], threads: int, runs: i
     for model in models:
         cost = model_cost(model)
         for backend in backend_names:
-            row = {**run_one(model, backend, threads, runs, allow_untrained), **cost}
+            error = prebuild(model, backend, allow_untrained)
+            measured = ({"model": model, "backend": backend, "error": error} if error else
+                        run_one(model, backend, threads, runs, allow_untrained))
+            row = {**measured, **cost}
             if "median_ms" in row:
                 row["fps"] = 1000.0 / row["median_ms"]
                 row["gmacs"] = cost["macs"] / (row["median_ms"] / 1000.0) / 1e9
