@@ -1,6 +1,7 @@
-"""Inference keeps the CPU: while `edgecam run` classifies, the threads that prepare the next frame,
-write the log and encode the preview run nicer than the thread that runs the network, so they take
-the gaps it leaves instead of preempting its onnxruntime workers."""
+"""Inference keeps the CPU: one inference thread per physical core, and while `edgecam run`
+classifies, the threads that prepare the next frame, write the log and encode the preview run nicer
+than the thread that runs the network, so they take the gaps it leaves instead of preempting its
+onnxruntime workers."""
 from __future__ import annotations
 
 import os
@@ -67,3 +68,14 @@ def test_helper_threads_run_nicer_than_the_inference_thread(model_cache: Path, t
                 "preview encoder": priority.OUTPUT}
     assert {name: nice[name] - base for name in expected} == {
         name: min(19 - base, steps) for name, steps in expected.items()}
+
+
+def test_default_threads_count_physical_cores_not_hardware_threads(tmp_path: Path) -> None:
+    """Four CPUs that are two cores with two hardware threads each: two inference threads."""
+    for cpu, siblings in {0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3"}.items():
+        topology = tmp_path / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "thread_siblings_list").write_text(siblings + "\n")
+    assert pipeline.default_threads({0, 1, 2, 3}, tmp_path) == 2
+    assert pipeline.default_threads({0, 2}, tmp_path) == 1  # pinned to one core's two threads
+    assert pipeline.default_threads({0, 1, 5}, tmp_path) == 3  # topology unknown: every CPU counts
