@@ -38,7 +38,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help=f"backends to compare (default: {DEFAULT_BACKENDS}); with --pipeline "
                        "the first one")
     bench.add_argument("--threads", type=positive, default=default_threads(), metavar="N",
-                       help="inference threads (default: the cores this process may use)")
+                       help="inference threads (default: the physical cores this process may use)")
     bench.add_argument("--runs", type=positive, default=100, metavar="N",
                        help="timed single-frame inferences per model and backend (default: 100)")
     bench.add_argument("--frames", type=positive, default=300, metavar="N",
