@@ -56,9 +56,11 @@ class OnnxBackend:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = level
-        # Idle worker threads sleep instead of spinning: spinning steals the core that captures
-        # and resizes the next frame. Measured in one `edgecam bench --pipeline` run each (Lite0,
-        # 2 threads, 2-core x86): whole pipeline 99 FPS without spinning, 74 FPS with it.
+        # Idle worker threads sleep instead of spinning: spinning takes the gaps in which capture,
+        # resize, log and preview run. `edgecam bench --pipeline` (Lite0, 2 threads, 2-core x86,
+        # in-memory 720p frames), two runs each: spinning raised inference alone to 124-155 FPS
+        # but the pipeline kept only 0.87 of it (0.91-0.99 without); a real camera's capture and
+        # decoding need those gaps, and a Pi pays for spinning in heat.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return options
 
