@@ -4,6 +4,7 @@ Each backend module is imported only when chosen, so the onnxruntime path never 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -31,13 +32,18 @@ class Backend(Protocol):
 CHOICES = (*BACKENDS, "auto")
 
 
+def artifact(name: str, spec: store.ModelSpec, allow_untrained: bool = False) -> Path:
+    """The verified file backend `name` loads for `spec`, built first when needed."""
+    return store.ensure(spec, BACKENDS[name][2], allow_untrained)
+
+
 def load(name: str, spec: store.ModelSpec, threads: int, allow_untrained: bool = False) -> Backend:
     if name == "auto":
         from edgecam.backends import auto
 
         name = auto.choose(spec, threads, allow_untrained)
-    module_name, class_name, kind = BACKENDS[name]
-    path = store.ensure(spec, kind, allow_untrained)
+    module_name, class_name, _ = BACKENDS[name]
+    path = artifact(name, spec, allow_untrained)
     backend = getattr(importlib.import_module(module_name), class_name)(path, threads)
     backend.name = name  # one class may serve several choices (onnx, onnx-int8)
     return backend

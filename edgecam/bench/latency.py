@@ -31,7 +31,7 @@ def prebuild(model: str, backend: str, allow_untrained: bool) -> str | None:
     spec = store.get(model)
     try:
         if backend in backends.BACKENDS:
-            store.ensure(spec, backends.BACKENDS[backend][2], allow_untrained)
+            backends.artifact(backend, spec, allow_untrained)
         elif backend == "opencv-dnn":
             float_onnx(spec)
     except EdgecamError as e:
