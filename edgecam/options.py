@@ -8,11 +8,12 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from edgecam.errors import UsageError
 
 Parser = Callable[[Any], Any]
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,7 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
             number = int(value)
         except (TypeError, ValueError, OverflowError):
             raise ValueError("must be an integer") from None
-        if minimum is not None and number < minimum:
-            raise ValueError(f"must be ≥ {minimum}")
-        if maximum is not None and number > maximum:
-            raise ValueError(f"must be ≤ {maximum}")
-        return number
+        return _within(number, minimum, maximum)
 
     return parse
 
@@ -63,13 +60,17 @@ def number(minimum: float | None = None, maximum: float | None = None) -> Parser
             raise ValueError("must be a number") from None
         if result != result:
             raise ValueError("must be a number")
-        if minimum is not None and result < minimum:
-            raise ValueError(f"must be ≥ {minimum}")
-        if maximum is not None and result > maximum:
-            raise ValueError(f"must be ≤ {maximum}")
-        return result
+        return _within(result, minimum, maximum)
 
     return parse
+
+
+def _within(value: N, minimum: N | None, maximum: N | None) -> N:
+    if minimum is not None and value < minimum:
+        raise ValueError(f"must be ≥ {minimum}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"must be ≤ {maximum}")
+    return value
 
 
 def choice(*choices: str) -> Parser:
