@@ -26,13 +26,9 @@ class Watcher:
                 time.sleep(0.05)  # the server is not up yet
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 if __name__ == "__main__":
     watcher = Watcher(sys.argv[1])
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # terminate: stop reading, report
     try:
         watcher.watch()
     except KeyboardInterrupt:
