@@ -2,8 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
+
+
+class Stamp(NamedTuple):
+    """Which picture a result is of, without its pixels: what an output that queues many results
+    (the log) keeps of each frame."""
+
+    index: int
+    timestamp: float
+    source: str
 
 
 @dataclass(frozen=True)
@@ -17,6 +27,10 @@ class Frame:
     # The same picture already scaled by the camera's ISP near the model input (picamera2's lores
     # stream); preprocessing starts from it when present.
     model_image: np.ndarray | None = None
+
+    @property
+    def stamp(self) -> Stamp:
+        return Stamp(self.index, self.timestamp, self.source)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Callable, Generic, TypeVar
 
 from edgecam import priority
-from edgecam.frame import Frame, Prediction
+from edgecam.frame import Frame, Prediction, Stamp
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def top_record(prediction: Prediction) -> list[dict]:
     return [{"label": t.label, "index": t.index, "score": round(t.score, 5)} for t in prediction.top]
 
 
-def record(frame: Frame, prediction: Prediction) -> dict:
+def record(frame: Frame | Stamp, prediction: Prediction) -> dict:
     """The result of one frame as the logs and messages carry it; `event` when an event filter
     passed it on (see edgecam.sinks.events)."""
     result = {

@@ -1,7 +1,7 @@
 """The headless log: JSON Lines or CSV, one record per line, rotated by size, and kept going
 through a full disk, a read-only remount or a removed directory.
 
-Lines are made and written on a thread of their own (the inference loop only hands the record
+Lines are made and written on a thread of their own (the inference loop only hands the result
 over), in batches every GATHER seconds, each line to the kernel in one write() as soon as it is
 made, so a crash (even kill -9) loses at most the records of the last GATHER seconds, and never
 leaves half a line. A line cut short by a full disk is cut off again (ftruncate), and
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from edgecam.errors import EdgecamError
-from edgecam.frame import Frame, Prediction
+from edgecam.frame import Frame, Prediction, Stamp
 from edgecam.sinks.base import Handoff, Sink, record
 from edgecam.sinks.metrics import Metrics
 
@@ -77,8 +77,8 @@ class LogFile(Sink):
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
         self._next_check = 0.0
         self._failing = False
-        self._writer: Handoff[dict] = Handoff("log writer", self._write, QUEUE, lossless=True,
-                                               gather=GATHER)
+        self._writer: Handoff[tuple[Stamp, Prediction]] = Handoff(
+            "log writer", self._write, QUEUE, lossless=True, gather=GATHER)
 
     def open(self) -> None:
         try:
@@ -91,10 +91,10 @@ class LogFile(Sink):
         self._writer.start()
 
     def write(self, frame: Frame, prediction: Prediction) -> None:
-        self._writer.put(record(frame, prediction))
+        self._writer.put((frame.stamp, prediction))  # the record is made on the writer's thread
 
-    def _write(self, rec: dict) -> None:
-        data = self.format.line(rec).encode("utf-8")
+    def _write(self, item: tuple[Stamp, Prediction]) -> None:
+        data = self.format.line(record(*item)).encode("utf-8")
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + RETRY_SECONDS
