@@ -11,7 +11,7 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import cv2
 
@@ -124,16 +124,18 @@ def stop_on_signals(stop: StopFlag) -> Iterator[None]:
 
 
 def run(settings: Settings, source: Source | None = None,
-        stopped: threading.Event | None = None) -> Summary:
+        stopped: threading.Event | None = None, extra_sinks: Sequence[Sink] = ()) -> Summary:
     """Classify `settings.source` (or the given source) until it ends, a limit is reached, a sink
     asks to stop, SIGINT/SIGTERM arrives, or SIGHUP asks for a reload. `stopped`: set when a stop
-    signal came before this run's handlers were installed."""
+    signal came before this run's handlers were installed; `extra_sinks`: outputs beside those the
+    settings ask for (the pipeline benchmark's)."""
     spec = store.get(settings.model, settings.labels)
     # A bad URI fails before the model loads; a camera may size a stream for the model's input.
     source = source or open_source(settings.source, settings, spec.input or None)
     classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk,
                                  settings.allow_untrained)
-    sinks = make_sinks(settings) + service_sinks()  # + systemd's READY/STATUS/WATCHDOG/STOPPING
+    # + systemd's READY/STATUS/WATCHDOG/STOPPING
+    sinks = make_sinks(settings) + service_sinks() + list(extra_sinks)
     clock = StageClock()
     # OpenCV's worker pool spins after each job at full priority: measured 1.2 ms of CPU per frame
     # taken from the network's threads, to split a 0.3 ms resize. The helpers resize, draw and
@@ -156,7 +158,7 @@ def run(settings: Settings, source: Source | None = None,
             log.info("classifying %s with %s on %s (%d threads)", source.uri, spec.name,
                      classifier.backend.name, settings.threads)
             stop.prefetcher = prefetcher
-            cpu_started, started = _cpu_seconds(), time.monotonic()  # the loop, not the set-up
+            cpu_started, started = cpu_seconds(), time.monotonic()  # the loop, not the set-up
             prefetcher.start()
             while not stop:
                 t0 = time.perf_counter()
@@ -179,7 +181,7 @@ def run(settings: Settings, source: Source | None = None,
                 if any(sink.stop_requested for sink in sinks):
                     break
         finally:
-            cpu_ended, ended = _cpu_seconds(), time.monotonic()  # the loop, not the tear-down
+            cpu_ended, ended = cpu_seconds(), time.monotonic()  # the loop, not the tear-down
             prefetcher.stop()
             for sink in reversed(opened):
                 sink.reloading = stop.reload
@@ -194,6 +196,7 @@ def run(settings: Settings, source: Source | None = None,
     return summary
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
+    """CPU time of the whole process, every thread, user and system."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

@@ -1,6 +1,7 @@
 """Someone watching the web preview, in a process of its own as a browser would be, so that its
 reading costs the pipeline no interpreter time: `python -m edgecam.bench.viewer URL` reads the
-MJPEG stream until it is terminated, then prints how many bytes it received."""
+MJPEG stream until it is terminated: it prints `watching` once the stream is open and, at the end,
+how many bytes it received."""
 from __future__ import annotations
 
 import signal
@@ -14,11 +15,12 @@ class Watcher:
         self.url = url
         self.received = 0
 
-    def watch(self, connect_seconds: float = 10.0) -> None:
+    def watch(self, connect_seconds: float = 60.0) -> None:
         deadline = time.monotonic() + connect_seconds
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(self.url, timeout=5) as stream:
+                    print("watching", flush=True)
                     while chunk := stream.read1(1 << 20):
                         self.received += len(chunk)
                 return

@@ -41,10 +41,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="inference threads (default: the physical cores this process may use)")
     bench.add_argument("--runs", type=positive, default=100, metavar="N",
                        help="timed single-frame inferences per model and backend (default: 100)")
-    bench.add_argument("--frames", type=positive, default=300, metavar="N",
-                       help="frames per round with --pipeline (default: 300)")
-    bench.add_argument("--rounds", type=positive, default=11, metavar="N",
-                       help="alternating rounds of inference alone and the pipeline (default: 11)")
+    bench.add_argument("--frames", type=positive, default=100, metavar="N",
+                       help="--pipeline: frames of pipeline, then of inference alone, per round "
+                       "(default: 100)")
+    bench.add_argument("--rounds", type=positive, default=30, metavar="N",
+                       help="--pipeline: rounds, each pipeline then inference alone (default: 30)")
     bench.add_argument("--no-preview", action="store_true", help="--pipeline without the web preview")
     bench.add_argument("--allow-untrained", action="store_true",
                        help="also measure networks that have no trained weights here")
