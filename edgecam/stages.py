@@ -16,6 +16,8 @@ from edgecam.frame import Frame
 from edgecam.sources.base import LiveSource, Source
 
 _END = object()
+# The consumer waited this long (seconds) for a frame the prefetcher was busy with: it is starved.
+STARVED_WAIT = 0.02
 
 
 @dataclass(frozen=True)
@@ -52,28 +54,40 @@ class Prefetcher:
         self._queue: queue.Queue = queue.Queue(maxsize=1 if self.live else 2)
         self._stop = threading.Event()
         self._error: BaseException | None = None
+        self.scheduling = priority.Yielding(priority.PREPARE)
+        self._busy = False  # reading a recording or preparing a frame, not waiting for a camera
+        self._starved = threading.Event()  # the consumer waited for this thread's work
         self._thread = threading.Thread(target=self._work, name="prefetch", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def _work(self) -> None:
-        priority.run_nicer(priority.PREPARE)
+        self.scheduling.start()
         try:
             while not self._stop.is_set():
+                if self._starved.is_set():
+                    self._starved.clear()
+                    self.scheduling.starved()
+                else:
+                    self.scheduling.settle()
                 started = time.perf_counter()
+                self._busy = not self.live  # a recording's read() decodes; a camera's waits
                 frame = self.source.read()
                 read = time.perf_counter()
                 if frame is None:
                     break
+                self._busy = True
                 image = frame.image if frame.model_image is None else frame.model_image
                 item = Prepared(frame, self.prepare(image))
                 self.clock.add("capture", read - started)
                 self.clock.add("preprocess", time.perf_counter() - read)
                 self._put(item)
+                self._busy = False
         except BaseException as e:  # raised again in the consumer's thread
             self._error = e
         finally:
+            self._busy = False
             self._put(_END)
 
     def _put(self, item: object) -> None:
@@ -92,13 +106,21 @@ class Prefetcher:
 
     def get(self) -> Prepared | None:
         """The next prepared frame, or None once the source has ended or a stop was requested."""
-        while True:
-            try:
-                item = self._queue.get(timeout=0.1)
-                break
-            except queue.Empty:
-                if self._stop.is_set():
-                    return None
+        try:
+            item = self._queue.get_nowait()
+        except queue.Empty:
+            busy, waited = self._busy, time.perf_counter()
+            while True:
+                try:
+                    item = self._queue.get(timeout=0.1)
+                    break
+                except queue.Empty:
+                    if self._stop.is_set():
+                        return None
+            # The network waited while this thread worked (not while the camera was silent): it
+            # is on the critical path, and must not yield its core to anything.
+            if busy and time.perf_counter() - waited > STARVED_WAIT:
+                self._starved.set()
         if item is _END:
             if self._error is not None:
                 raise self._error

@@ -1,12 +1,14 @@
 """Inference keeps the CPU: one inference thread per physical core, and while `edgecam run`
 classifies, the threads that prepare the next frame, write the log and encode the preview run nicer
 than the thread that runs the network, so they take the gaps it leaves instead of preempting its
-onnxruntime workers."""
+onnxruntime workers; the one that prepares frames yields at once (SCHED_IDLE) unless the network
+has to wait for it."""
 from __future__ import annotations
 
 import os
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from edgecam.bench.pipeline import MemorySource, free_port
 from edgecam.commands.run import run_options
 from edgecam.frame import Frame
 from edgecam.options import resolve
+from edgecam.stages import Prefetcher, StageClock
 
 
 class NiceRecordingSource(MemorySource):
@@ -28,12 +31,14 @@ class NiceRecordingSource(MemorySource):
         super().__init__(frames)
         self.ready = ready
         self.nice: dict[str, int] = {}
+        self.policy: dict[str, int] = {}
 
     def read(self) -> Frame | None:
         if self._index == 40:
             self.ready.wait(30)
-            self.nice = {t.name: os.getpriority(os.PRIO_PROCESS, t.native_id)
-                         for t in threading.enumerate() if t.native_id is not None}
+            threads = [t for t in threading.enumerate() if t.native_id is not None]
+            self.nice = {t.name: os.getpriority(os.PRIO_PROCESS, t.native_id) for t in threads}
+            self.policy = {t.name: os.sched_getscheduler(t.native_id) for t in threads}
         return super().read()
 
 
@@ -68,6 +73,67 @@ def test_helper_threads_run_nicer_than_the_inference_thread(model_cache: Path, t
                 "preview encoder": priority.OUTPUT}
     assert {name: nice[name] - base for name in expected} == {
         name: min(19 - base, steps) for name, steps in expected.items()}
+    assert source.policy["MainThread"] == os.SCHED_OTHER
+    assert source.policy["log writer"] == source.policy["preview encoder"] == os.SCHED_OTHER
+    # this process may leave the idle class again (root here; LimitNICE= in the unit): it yields
+    assert priority.can_come_back(priority.PREPARE)
+    assert source.policy["prefetch"] == os.SCHED_IDLE
+
+
+def prefetch_policy(prefetcher: Prefetcher) -> int:
+    return os.sched_getscheduler(prefetcher._thread.native_id)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SCHED_IDLE is Linux's")
+def test_a_prefetcher_the_network_waits_for_stops_yielding_then_yields_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other processes keep every core busy, so the idle-class prefetcher gets no CPU and the network
+    waits for it (here: its preparation takes 50 ms): it runs at its nice level for STARVED_HOLD
+    seconds, then, keeping ahead again, goes back to the idle class."""
+    monkeypatch.setattr(priority, "STARVED_HOLD", 0.5)
+    slow = threading.Event()
+    slow.set()
+
+    def prepare(image: np.ndarray) -> np.ndarray:
+        if slow.is_set():
+            time.sleep(0.05)
+        return image
+
+    prefetcher = Prefetcher(MemorySource([np.zeros((8, 8, 3), np.uint8)]), prepare, StageClock())
+    prefetcher.start()
+    try:
+        wait_for(lambda: prefetcher.scheduling.idle, 10, "the prefetcher to yield")
+        assert prefetch_policy(prefetcher) == os.SCHED_IDLE
+        for _ in range(3):
+            assert prefetcher.get() is not None  # each one waited for about 50 ms
+        wait_for(lambda: prefetch_policy(prefetcher) == os.SCHED_OTHER, 10, "the starved prefetcher")
+        assert prefetcher.scheduling.starvations == 1
+        slow.clear()
+
+        def yielding_again() -> bool:
+            prefetcher.get()
+            return prefetch_policy(prefetcher) == os.SCHED_IDLE
+        wait_for(yielding_again, 10, "the prefetcher to yield again", interval=0.01)
+        assert os.getpriority(os.PRIO_PROCESS, prefetcher._thread.native_id) - os.getpriority(
+            os.PRIO_PROCESS, 0) == min(19, priority.PREPARE)
+    finally:
+        prefetcher.stop()
+        prefetcher.join()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SCHED_IDLE is Linux's")
+def test_a_prefetcher_that_could_not_leave_the_idle_class_never_enters_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unprivileged process without LimitNICE=: idle-class and starved would be for good."""
+    monkeypatch.setattr(priority, "can_come_back", lambda steps: False)
+    prefetcher = Prefetcher(MemorySource([np.zeros((8, 8, 3), np.uint8)]), lambda i: i, StageClock())
+    prefetcher.start()
+    try:
+        assert prefetcher.get() is not None
+        assert not prefetcher.scheduling.idle and prefetch_policy(prefetcher) == os.SCHED_OTHER
+    finally:
+        prefetcher.stop()
+        prefetcher.join()
 
 
 def test_default_threads_count_physical_cores_not_hardware_threads(tmp_path: Path) -> None:

@@ -122,6 +122,10 @@ KeyringMode=private
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
+# ...but for the two calls that let edgecam's helper threads (next frame, log, preview) run nicer
+# than inference, and LimitNICE= lets the frame preparer leave the idle class when it is starved.
+SystemCallFilter=setpriority sched_setscheduler
+LimitNICE=+5
 SystemCallErrorNumber=EPERM
 # AF_NETLINK: libcamera watches udev for cameras coming and going.
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
