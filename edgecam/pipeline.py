@@ -134,7 +134,7 @@ def run(settings: Settings, source: Source | None = None,
     source = source or open_source(settings.source, settings, spec.input or None)
     classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk,
                                  settings.allow_untrained)
-    # + systemd's READY/STATUS/WATCHDOG/STOPPING
+    # service_sinks(): systemd's READY/STATUS/WATCHDOG/STOPPING
     sinks = make_sinks(settings) + service_sinks() + list(extra_sinks)
     clock = StageClock()
     # OpenCV's worker pool spins after each job at full priority: measured 1.2 ms of CPU per frame
