@@ -22,7 +22,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from conftest import ROOT, edgecam, read_jsonl
 
 pytestmark = [pytest.mark.arm64, pytest.mark.slow]
@@ -35,7 +34,8 @@ CACHE = Path(os.environ.get("ARM64_CACHE", "/tmp/arm64-cache"))
 PROBE = """
 import json, platform, sys
 import cv2, numpy, onnxruntime
-from edgecam import cli, classifier
+from edgecam import cli
+from edgecam.runtime import classifier
 import edgecam.backends.onnx
 cli.parser()  # imports every subcommand, as `edgecam` does
 print(json.dumps({"machine": platform.machine(), "python": platform.python_version(),
@@ -124,7 +124,7 @@ def test_run_on_demo_frames_gives_the_host_top1(arm64: tuple[Path, dict], tmp_pa
     """The demo clip renders from scikit-image photos on the host; the middle frame of each shot,
     saved losslessly, goes through `edgecam run` (source, preprocess, onnxruntime, JSONL log) on
     both sides. One frame per shot keeps a cold run within CI's five minutes."""
-    from edgecam.sources.demo import DemoClip
+    from edgecam.base.samples import DemoClip
 
     src, _ = arm64
     clip = DemoClip()

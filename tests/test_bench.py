@@ -8,8 +8,8 @@ import statistics
 from pathlib import Path
 
 import pytest
-
 from conftest import edgecam
+
 from edgecam.bench.pipeline import SETTLE_FRAMES
 
 

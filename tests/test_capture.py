@@ -5,7 +5,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from conftest import edgecam
 
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from conftest import edgecam
-from edgecam.sources.demo import SHOTS
+
+from edgecam.base.samples import SHOTS
 
 
 def classify(*args: str) -> dict | list:

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from edgecam.frame import Frame, Label, Prediction
-from edgecam.sinks.events import EventDetector, Snapshots
-
 from conftest import edgecam, read_jsonl
+
+from edgecam.base.frame import Frame, Label, Prediction
+from edgecam.sinks.events import EventDetector, Snapshots
 
 
 def prediction(label: str, score: float) -> Prediction:

@@ -20,12 +20,12 @@ from typing import Iterator
 
 import cv2
 import pytest
-
 from conftest import edgecam, photo, read_jsonl, wait_for
-from edgecam.sources.demo import SHOTS
 from test_errors import assert_one_line_error
 from test_logs import lines_in, start_run, tiny_disk  # noqa: F401 (tiny_disk: a fixture)
 from test_streams import Server, capture_time, clip, server  # noqa: F401 (clip, server: fixtures)
+
+from edgecam.base.samples import SHOTS
 
 pytestmark = pytest.mark.faults
 

@@ -19,13 +19,15 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
-
 from conftest import edgecam, photo
-from edgecam import cli, options
-from edgecam.commands.run import run_options
-from edgecam.errors import EdgecamError
-from edgecam.imageio import read_rgb
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from edgecam import cli
+from edgecam.base import options
+from edgecam.base.errors import EdgecamError
+from edgecam.base.imageio import read_rgb
+from edgecam.runtime.pipeline import run_options
 from edgecam.sources import open_source
 from edgecam.sources.base import Source
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from edgecam.frame import Frame, Label, Prediction
-from edgecam.sinks.logfile import JsonlFormat, LogFile
-
 from conftest import edgecam, read_jsonl, wait_for
+
+from edgecam.base.frame import Frame, Label, Prediction
+from edgecam.sinks.logfile import JsonlFormat, LogFile
 
 
 def start_run(*args: str, stderr: Path) -> subprocess.Popen:

@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import edgecam, read_jsonl
-from edgecam import store
+
 from edgecam.cli import main
+from edgecam.models import store
 
 
 def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:

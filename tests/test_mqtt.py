@@ -13,7 +13,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import edgecam, wait_for
 
 paho = pytest.importorskip("paho.mqtt.client")

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
-from edgecam import build, nets, profiler, store
-from edgecam.nets.blocks import channel_shuffle, make_divisible
+from edgecam.models import artifacts, build, nets, profiler, store
+from edgecam.models.nets.blocks import channel_shuffle, make_divisible
 
 DATA = Path(__file__).parent / "data"
 
@@ -123,7 +124,7 @@ def test_every_network_exports_to_onnx_and_torchscript_within_1e4(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each network, at 64×64 to keep it quick, with realistic weights given as a local checkpoint
     (`--weights`), built through the real build path: ONNX and TorchScript vs eager torch."""
-    from edgecam import weights
+    from edgecam.models import weights
 
     monkeypatch.setenv("EDGECAM_CACHE", str(tmp_path / "cache"))  # the fake weights stay here
     seen = {}
@@ -134,7 +135,7 @@ def test_every_network_exports_to_onnx_and_torchscript_within_1e4(
         checkpoint = tmp_path / f"{spec.net}.pth"
         _realistic_checkpoint(build.untrained(spec), spec.input, checkpoint)
         weights.pull(spec, checkpoint)
-        diffs = [build.build(spec, kind, store.artifact_path(spec, kind))["max_abs_diff"]
+        diffs = [artifacts.build(spec, kind, store.artifact_path(spec, kind))["max_abs_diff"]
                  for kind in ("onnx", "torchscript")]
         seen[spec.net] = diffs
         assert max(diffs) <= 1e-4, f"{spec.net}: max |Δlogit| {diffs}"

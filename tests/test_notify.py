@@ -17,10 +17,10 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from conftest import ROOT, photo, read_jsonl
+
 from edgecam.service.journal import OneLineFormatter
-from edgecam.service.notify import NotifySocket, watchdog_interval
+from edgecam.sinks.systemd import NotifySocket, watchdog_interval
 
 CONFIG = ROOT / "systemd" / "edgecam.toml"
 WATCHDOG_USEC = 1_000_000  # pings every quarter second

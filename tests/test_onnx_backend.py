@@ -5,8 +5,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from conftest import edgecam
+
 from edgecam.backends.onnx import OnnxBackend, optimized_path
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from edgecam import cli
-from edgecam.options import resolve
+from edgecam.base.options import resolve
+from edgecam.base.samples import DemoClip
 from edgecam.sources import OPTIONS, open_source
-from edgecam.sources.demo import DemoClip
 
 CAMERAS = [{"Model": "imx708_wide", "Location": 2, "Rotation": 180, "Num": 0,
             "Id": "/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a"}]
@@ -158,7 +158,7 @@ def test_mounting_goes_to_the_isp_quarter_turns_to_the_cpu(picamera2: type[Stand
 
 
 def test_no_such_pi_camera_lists_the_cameras(picamera2: type[StandInPicamera2]) -> None:
-    from edgecam.errors import SourceError
+    from edgecam.base.errors import SourceError
 
     source = open_source("picam:3", settings(), 224)
     with pytest.raises(SourceError, match=r"no Pi camera 3 \(picam:3\): this machine has picam:0 "

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecam.classifier import softmax, top_k
-from edgecam.preprocess import center_crop_resize
+from edgecam.base.preprocess import center_crop_resize
+from edgecam.runtime.classifier import softmax, top_k
 
 
 def test_centre_crop_keeps_the_middle_square_of_a_wide_frame() -> None:
@@ -36,7 +36,7 @@ def test_top_k_is_sorted_and_labelled() -> None:
 def test_fast_halving_downscale_stays_within_a_grey_level_of_a_direct_inter_area() -> None:
     import cv2
 
-    from edgecam.sources.demo import DemoClip
+    from edgecam.base.samples import DemoClip
 
     clip = DemoClip(1280, 720)
     for index in range(0, len(clip), len(clip) // 8):

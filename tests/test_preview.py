@@ -17,7 +17,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from conftest import edgecam, wait_for
 
 TOKEN = "s3cret-token"

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import wait_for
-from edgecam import pipeline, priority
+
+from edgecam.base import priority
+from edgecam.base.frame import Frame
+from edgecam.base.machine import physical_cores
+from edgecam.base.options import resolve
 from edgecam.bench.pipeline import MemorySource, free_port
-from edgecam.commands.run import run_options
-from edgecam.frame import Frame
-from edgecam.options import resolve
-from edgecam.stages import Prefetcher, StageClock
+from edgecam.runtime import pipeline
+from edgecam.runtime.pipeline import run_options
+from edgecam.runtime.prefetch import Prefetcher, StageClock
 
 
 class NiceRecordingSource(MemorySource):
@@ -148,6 +150,6 @@ def test_default_threads_count_physical_cores_not_hardware_threads(tmp_path: Pat
         topology = tmp_path / f"cpu{cpu}" / "topology"
         topology.mkdir(parents=True)
         (topology / "thread_siblings_list").write_text(siblings + "\n")
-    assert pipeline.default_threads({0, 1, 2, 3}, tmp_path) == 2
-    assert pipeline.default_threads({0, 2}, tmp_path) == 1  # pinned to one core's two threads
-    assert pipeline.default_threads({0, 1, 5}, tmp_path) == 3  # topology unknown: every CPU counts
+    assert physical_cores({0, 1, 2, 3}, tmp_path) == 2
+    assert physical_cores({0, 2}, tmp_path) == 1  # pinned to one core's two threads
+    assert physical_cores({0, 1, 5}, tmp_path) == 3  # topology unknown: every CPU counts

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import edgecam
-from edgecam.sources.demo import SHOTS
+
+from edgecam.base.samples import SHOTS
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_int8_lite0_takes_the_uint8_frame_as_its_quantized_input(int8_built: dic
 
 
 def test_uint8_is_the_quantized_input_only_for_one_integer_mean_and_one_std() -> None:
-    from edgecam.quantize import uint8_quantization
+    from edgecam.models.quantize import uint8_quantization
 
     assert uint8_quantization((127.0,) * 3, (128.0,) * 3) == (1 / 128, 127)
     assert uint8_quantization((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)) is None
@@ -86,9 +86,9 @@ def test_int8_still_sees_the_cat_and_the_espresso(int8_built: dict, photo_files:
 def test_int8_path_never_imports_torch(int8_built: dict, photo_files: dict[str, Path]) -> None:
     script = f"""
 import sys
-from edgecam import store
-from edgecam.classifier import Classifier
-from edgecam.imageio import read_rgb
+from edgecam.models import store
+from edgecam.runtime.classifier import Classifier
+from edgecam.base.imageio import read_rgb
 c = Classifier.load(store.get("efficientnet_lite0"), "onnx-int8", 1, 1)
 c.classify(read_rgb({str(photo_files['coffee'])!r}))
 assert "torch" not in sys.modules, "torch was imported"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+
 from conftest import wait_for
 
 

@@ -5,7 +5,6 @@ from collections import Counter
 from pathlib import Path
 
 import cv2
-
 from conftest import edgecam, read_jsonl
 
 

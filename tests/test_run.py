@@ -7,9 +7,9 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from conftest import edgecam, read_jsonl
-from edgecam.sources.demo import SHOTS, DemoClip
+
+from edgecam.base.samples import SHOTS, DemoClip
 
 LOG_FIELDS = {"time", "frame", "source", "model", "backend", "top", "inference_ms", "fps"}
 

@@ -9,12 +9,23 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import edgecam, read_jsonl
 
 import edgecam as edgecam_package
-from conftest import edgecam, read_jsonl
-from edgecam.service.install import (CONFIG_FILE, HIDDEN_TREES, JETSON_DROPIN, JETSON_RELEASE,
-                                     LOG_FILE, SYSUSERS_FILE, UNIT_FILE, edgecam_command,
-                                     hidden_paths, render_config, render_unit, run_options)
+from edgecam.service.install import (
+    CONFIG_FILE,
+    HIDDEN_TREES,
+    JETSON_DROPIN,
+    JETSON_RELEASE,
+    LOG_FILE,
+    SYSUSERS_FILE,
+    UNIT_FILE,
+    edgecam_command,
+    hidden_paths,
+    render_config,
+    render_unit,
+    run_options,
+)
 
 SYSTEMD_RUNNING = Path("/run/systemd/system").is_dir()
 

@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-
 from conftest import edgecam
-from edgecam.errors import SourceError, UsageError
-from edgecam.options import resolve
-from edgecam.preprocess import center_crop_resize
+from test_errors import assert_one_line_error
+
+from edgecam.base.errors import SourceError, UsageError
+from edgecam.base.options import resolve
+from edgecam.base.preprocess import center_crop_resize
+from edgecam.runtime.prefetch import Prefetcher, StageClock
 from edgecam.sources import OPTIONS, open_source
 from edgecam.sources.base import LiveSource
 from edgecam.sources.demo import DemoSource
 from edgecam.sources.devices import v4l2_cameras
-from edgecam.stages import Prefetcher, StageClock
-from test_errors import assert_one_line_error
 
 NETWORK_SECONDS = 0.2  # a network five times slower than the camera
 

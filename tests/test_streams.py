@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from conftest import read_jsonl, wait_for
+
+from edgecam.base.errors import SourceError
+from edgecam.base.options import resolve
+from edgecam.base.samples import DemoClip
 from edgecam.bench.pipeline import free_port
-from edgecam.errors import SourceError
-from edgecam.options import resolve
 from edgecam.sources import OPTIONS, open_source
-from edgecam.sources.demo import DemoClip
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # python3-gi and GStreamer's RTSP server come from apt
 CLIP_SIZE = (640, 360)
@@ -237,8 +237,8 @@ def test_give_up_is_one_clear_error(server: Server) -> None:
 
 
 def test_a_stream_that_is_not_there_fails_at_start(tmp_path: Path) -> None:
-    from test_errors import assert_one_line_error
     from conftest import edgecam
+    from test_errors import assert_one_line_error
 
     uri = f"rtsp://127.0.0.1:{free_port()}/nothing"
     assert_one_line_error(edgecam("run", "--source", uri, "--headless", "--read-timeout", "2"), 1,

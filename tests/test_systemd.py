@@ -9,11 +9,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
-from edgecam import options
-from edgecam.service.install import (EXAMPLE_COMMAND, LOG_FILE, SERVICE_VALUES, STATE_DIR, USER,
-                                     edgecam_command, render_config, render_unit, run_options)
+
+from edgecam.base import options
+from edgecam.service.install import (
+    EXAMPLE_COMMAND,
+    LOG_FILE,
+    SERVICE_VALUES,
+    STATE_DIR,
+    USER,
+    edgecam_command,
+    render_config,
+    render_unit,
+    run_options,
+)
 
 UNIT = ROOT / "systemd" / "edgecam.service"
 CONFIG = ROOT / "systemd" / "edgecam.toml"

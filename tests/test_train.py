@@ -12,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import edgecam, photo, read_jsonl
 
 CLASSES = ("astronaut", "chelsea", "coffee", "rocket")
@@ -104,11 +103,11 @@ def test_eval_reports_accuracy_per_class_and_plots(trained: str, photo_dataset: 
 @pytest.mark.slow
 def test_the_trained_model_is_in_the_manifest(trained: str) -> None:
     # What `edgecam models list` lists (the CLI itself also profiles every network: too slow here).
-    from edgecam import store
+    from edgecam.models import artifacts, store
 
     store.manifest.cache_clear()
     spec = store.manifest()[MODEL]
-    assert spec.path is not None and store.ensure(spec, "onnx") == spec.path
+    assert spec.path is not None and artifacts.ensure(spec, "onnx") == spec.path
     assert (spec.input, spec.labels) == (224, list(CLASSES))
     assert store.verified(spec, spec.path)
 

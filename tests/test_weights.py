@@ -12,10 +12,10 @@ from typing import Iterator
 
 import pytest
 import torch
-
 from conftest import edgecam
-from edgecam import build, store, weights
-from edgecam.errors import EdgecamError, ModelError
+
+from edgecam.base.errors import EdgecamError, ModelError
+from edgecam.models import build, store, weights
 
 
 class Server:

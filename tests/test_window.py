@@ -12,11 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from edgecam.frame import Label, Prediction
-from edgecam.sinks.overlay import display_image, draw_overlay
-
 from conftest import edgecam
+
+from edgecam.base.frame import Label, Prediction
+from edgecam.sinks.overlay import display_image, draw_overlay
 
 GREY = 128
 

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edgecam import store
+from edgecam.models import artifacts, store
 
 # backend name → (module, class, artifact kind it loads)
 BACKENDS: dict[str, tuple[str, str, str]] = {
@@ -34,7 +34,7 @@ CHOICES = (*BACKENDS, "auto")
 
 def artifact(name: str, spec: store.ModelSpec, allow_untrained: bool = False) -> Path:
     """The verified file backend `name` loads for `spec`, built first when needed."""
-    return store.ensure(spec, BACKENDS[name][2], allow_untrained)
+    return artifacts.ensure(spec, BACKENDS[name][2], allow_untrained)
 
 
 def load(name: str, spec: store.ModelSpec, threads: int, allow_untrained: bool = False) -> Backend:

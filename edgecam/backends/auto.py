@@ -9,8 +9,9 @@ import logging
 import os
 from datetime import datetime, timezone
 
-from edgecam import store
-from edgecam.errors import ModelError
+from edgecam.backends import timing
+from edgecam.base.errors import ModelError
+from edgecam.models import store
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def candidates() -> list[str]:
 
 def machine_suffix() -> str:
     """This CPU, and the artifacts' format: a choice measured on older builds is measured again."""
-    from edgecam.bench.machine import cpu_model
+    from edgecam.base.machine import cpu_model
 
     return f"{cpu_model()}|format {store.FORMAT}"
 
@@ -63,11 +64,9 @@ def choose(spec: store.ModelSpec, threads: int, allow_untrained: bool = False) -
     known = remembered().get(key)
     if known is not None:
         return known["backend"]
-    from edgecam.bench.latency import run_one
-
     log.info("--backend auto: measuring %s on this machine once (%s)", spec.name,
              ", ".join(candidates()))
-    results = {name: run_one(spec.name, name, threads, RUNS, allow_untrained)
+    results = {name: timing.run_one(spec.name, name, threads, RUNS, allow_untrained)
                for name in candidates()}
     reference = results["onnx"].get("top1")
     if reference is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgecam.errors import ModelError
+from edgecam.base.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def optimized_path(path: Path) -> Path | None:
         digest = json.loads(path.with_name(path.name + ".json").read_text())["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    from edgecam.bench.machine import cpu_model
+    from edgecam.base.machine import cpu_model
 
     key = hashlib.sha256(f"{digest}|{ort.__version__}|{cpu_model()}".encode()).hexdigest()[:16]
     return path.parent / "optimized" / f"{path.stem}.{key}.onnx"

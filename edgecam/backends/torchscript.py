@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgecam.errors import ModelError
+from edgecam.base.errors import ModelError
 
 
 class TorchScriptBackend:

@@ -1,25 +1,16 @@
 """Latency per model and backend, set against the machine's own GEMM limit."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from edgecam import store
-from edgecam.bench.machine import describe, gemm_gmacs
-from edgecam.errors import EdgecamError
-from edgecam.progress import Progress
+from edgecam.backends import timing
+from edgecam.base.errors import EdgecamError
+from edgecam.base.progress import Progress
+from edgecam.bench.gemm import describe, gemm_gmacs
+from edgecam.models import store
 
 
 def run_one(model: str, backend: str, threads: int, runs: int, allow_untrained: bool = False) -> dict:
     """Measure in a fresh process; a backend that cannot run there is reported, not fatal."""
-    command = [sys.executable, "-m", "edgecam.bench.measure", model, backend, str(threads), str(runs)]
-    result = subprocess.run(command + (["--allow-untrained"] if allow_untrained else []),
-                            capture_output=True, text=True, timeout=1800)
-    if result.returncode != 0:
-        errors = [line for line in result.stderr.splitlines() if line.strip()]
-        return {"model": model, "backend": backend, "error": errors[-1] if errors else "failed"}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return timing.run_one(model, backend, threads, runs, allow_untrained, entry="edgecam.bench.measure")
 
 
 def prebuild(model: str, backend: str, allow_untrained: bool) -> str | None:
@@ -41,7 +32,7 @@ def prebuild(model: str, backend: str, allow_untrained: bool) -> str | None:
 
 def model_cost(model: str) -> dict:
     """Params and MACs counted from the network itself (needs torch; cached per model)."""
-    from edgecam import profiler
+    from edgecam.models import profiler
 
     spec = store.get(model)
     counted = profiler.profile_network(spec.net, len(spec.labels), spec.input)

@@ -19,15 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecam import pipeline, store
-from edgecam.classifier import Classifier
-from edgecam.errors import EdgecamError
-from edgecam.frame import Frame, Prediction
-from edgecam.options import resolve
-from edgecam.progress import Progress
+from edgecam.base.errors import EdgecamError
+from edgecam.base.frame import Frame, Prediction
+from edgecam.base.options import resolve
+from edgecam.base.progress import Progress
+from edgecam.base.samples import DemoClip
+from edgecam.models import store
+from edgecam.runtime import pipeline
+from edgecam.runtime.classifier import Classifier
 from edgecam.sinks.base import Sink
 from edgecam.sources.base import Source
-from edgecam.sources.demo import DemoClip
 
 # After a pause the prefetcher is ahead by its queue, and the network's caches are cold: the first
 # frames of each stretch of pipeline or inference alone are run but not timed.
@@ -140,7 +141,7 @@ class Rounds(Sink):
 
 def benchmark(model: str, backend: str, threads: int, frames: int, rounds: int = 30,
               preview: bool = True, log: bool = True, allow_untrained: bool = False) -> dict:
-    from edgecam.commands.run import run_options
+    from edgecam.runtime.pipeline import run_options
 
     spec = store.get(model)
     clip = DemoClip(1280, 720)

@@ -10,9 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgecam.base.errors import EdgecamError
+from edgecam.base.progress import Progress
 from edgecam.bench.pipeline import free_port
-from edgecam.errors import EdgecamError
-from edgecam.progress import Progress
 
 
 def rss_mb(pid: int) -> float:

@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgecam import store
-from edgecam.errors import EdgecamError
+from edgecam.base.errors import EdgecamError
+from edgecam.models import artifacts, store
 
 
 def one_start(model: str, source: str, log: Path) -> dict:
@@ -37,7 +37,7 @@ def one_start(model: str, source: str, log: Path) -> dict:
 
 
 def benchmark(model: str, sources: list[str], repeats: int = 5) -> list[dict]:
-    store.ensure(store.get(model), "onnx")  # the figure is for a cached model
+    artifacts.ensure(store.get(model), "onnx")  # the figure is for a cached model
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for source in sources:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from edgecam import options
+from edgecam.base import options
 
 
 def model_options() -> list[options.Option]:
     """The options that choose and run a model, shared by every command that classifies."""
-    from edgecam import pipeline
+    from edgecam.runtime import pipeline
 
     keys = {"model", "labels", "backend", "topk", "threads"}
     return [o for o in pipeline.OPTIONS if o.key in keys]

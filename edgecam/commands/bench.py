@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgecam.pipeline import default_threads
+from edgecam.base.machine import physical_cores
 
 DEFAULT_MODELS = "efficientnet_lite0,mobilenet_v2_1.0"
 DEFAULT_BACKENDS = "onnx,onnx-int8,torchscript,torch-eager,opencv-dnn"
@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--backends", default=DEFAULT_BACKENDS, metavar="A,B",
                        help=f"backends to compare (default: {DEFAULT_BACKENDS}); with --pipeline "
                        "the first one")
-    bench.add_argument("--threads", type=positive, default=default_threads(), metavar="N",
+    bench.add_argument("--threads", type=positive, default=physical_cores(), metavar="N",
                        help="inference threads (default: the physical cores this process may use)")
     bench.add_argument("--runs", type=positive, default=100, metavar="N",
                        help="timed single-frame inferences per model and backend (default: 100)")

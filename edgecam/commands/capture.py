@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgecam import options
+from edgecam.base import options
 from edgecam.commands import settings_of
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,8 @@ LABEL = re.compile(r"^[^/\\\x00-\x1f.][^/\\\x00-\x1f]*$")
 
 
 def capture_options() -> list[options.Option]:
-    from edgecam import pipeline, sources
+    from edgecam import sources
+    from edgecam.runtime import pipeline
 
     return [o for o in pipeline.OPTIONS if o.key == "source"] + sources.OPTIONS + [
         options.Option("count", options.integer(1), 20, "how many photos to take", metavar="N"),
@@ -49,9 +50,9 @@ def countdown(seconds: float, label: str) -> None:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from edgecam.dataset import ShotWriter
-    from edgecam.errors import EdgecamError, UsageError
-    from edgecam.progress import Progress
+    from edgecam.base.errors import EdgecamError, UsageError
+    from edgecam.base.progress import Progress
+    from edgecam.sinks.shots import ShotWriter
     from edgecam.sources import open_source
 
     settings = settings_of(args, capture_options())

@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgecam import options
+from edgecam.base import options
 from edgecam.commands import model_options, settings_of
 
 
 def classify_options() -> list[options.Option]:
-    from edgecam import pipeline
+    from edgecam.runtime import pipeline
 
     return model_options() + [o for o in pipeline.OPTIONS if o.key == "allow_untrained"]
 
@@ -24,9 +24,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from edgecam import store
-    from edgecam.classifier import Classifier
-    from edgecam.imageio import read_rgb
+    from edgecam.base.imageio import read_rgb
+    from edgecam.models import store
+    from edgecam.runtime.classifier import Classifier
     from edgecam.sinks.base import top_record
 
     settings = settings_of(args, classify_options())

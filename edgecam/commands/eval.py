@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgecam import options
+from edgecam.base import options
 from edgecam.commands import model_options, settings_of
 
 
@@ -28,7 +28,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from edgecam import evaluate, store
+    from edgecam.models import store
+    from edgecam.training import evaluate
 
     settings = settings_of(args, eval_options())
     spec = store.get(settings.model, settings.labels)

@@ -55,7 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def weights_status(spec) -> str:
     """pretrained (checkpoint here or in an installed package), pull (published, not fetched), none."""
-    from edgecam import store
+    from edgecam.models import store
 
     if store.weights_id(spec) is not None:
         return "pretrained"
@@ -64,7 +64,7 @@ def weights_status(spec) -> str:
 
 def _profiles(specs: list) -> dict[str, dict]:
     """Totals per model, counted once per network and input size and cached in the store."""
-    from edgecam import store
+    from edgecam.models import store
 
     path = store.cache_dir() / "profiles.json"
     try:
@@ -77,7 +77,7 @@ def _profiles(specs: list) -> dict[str, dict]:
     missing = [s for s in specs if s.net and f"{s.net}@{s.input}" not in cache]
     if missing:
         try:
-            from edgecam import profiler
+            from edgecam.models import profiler
         except ImportError:
             log.warning("counting params and MACs needs torch: pip install torch")
         else:
@@ -104,7 +104,7 @@ def auto_choices() -> dict[str, str]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from edgecam import store
+    from edgecam.models import store
 
     specs = [s for s in store.manifest().values()]
     profiles = _profiles(specs)
@@ -131,8 +131,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from edgecam import profiler, store
-    from edgecam.errors import ModelError
+    from edgecam.base.errors import ModelError
+    from edgecam.models import profiler, store
 
     spec = store.get(args.name)
     if spec.net is None:
@@ -162,8 +162,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_conv(args: argparse.Namespace) -> int:
-    from edgecam.errors import UsageError
-    from edgecam.profiler import separable_cost
+    from edgecam.base.errors import UsageError
+    from edgecam.models.profiler import separable_cost
 
     for flag in ("h", "w", "k", "cin", "cout"):
         if getattr(args, flag) < 1:
@@ -183,8 +183,8 @@ def cmd_compare_conv(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from edgecam import build, store, weights
-    from edgecam.errors import UsageError
+    from edgecam.base.errors import UsageError
+    from edgecam.models import artifacts, store, weights
 
     spec = store.get(args.name)
     if args.calib is not None and not args.int8:
@@ -200,7 +200,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         if store.verified(spec, path) and not (args.force or recalibrate):
             print(f"{path} is built and verified (--force rebuilds it)")
             continue
-        details = build.build(spec, kind, path, args.calib)
+        details = artifacts.build(spec, kind, path, args.calib)
         check = (f"top-1 agreement with fp32 {details['top1_agreement']:.1%} on {details['frames']} frames"
                  if kind == "onnx-int8" else f"max |Δlogit| vs torch {details['max_abs_diff']:.2e}")
         print(f"{path}: {check}")
@@ -208,7 +208,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from edgecam import store, weights
+    from edgecam.models import store, weights
 
     spec = store.get(args.name)
     path = weights.pull(spec, args.weights)

@@ -14,7 +14,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from edgecam import report
+    from edgecam.sinks import logreport as report
 
     summary = report.read_log(args.logs)
     print(report.summary_text(summary))

@@ -4,17 +4,17 @@ from __future__ import annotations
 import argparse
 import logging
 
-from edgecam import options
+from edgecam.base import options
+from edgecam.base.errors import UsageError
 from edgecam.commands import settings_of
-from edgecam.errors import UsageError
 
 log = logging.getLogger(__name__)
 
 
 def run_options() -> list[options.Option]:
-    from edgecam import pipeline, sinks, sources
+    from edgecam.runtime.pipeline import run_options as options_of_run
 
-    return pipeline.OPTIONS + sources.OPTIONS + sinks.OPTIONS
+    return options_of_run()
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -27,8 +27,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run; on SIGHUP re-read the config and run again (a bad new config keeps the old one)."""
-    from edgecam import pipeline
-    from edgecam.cli import stop_requested
+    from edgecam.runtime import pipeline
+    from edgecam.runtime.signals import stop_requested
 
     settings = settings_of(args, run_options())
     while pipeline.run(settings, stopped=stop_requested).reload:

@@ -6,9 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgecam.errors import EdgecamError, UsageError
-from edgecam.service.install import (CONFIG_FILE, UNIT, USER, Installer, describe_prediction,
-                                     last_lines, perform, render_config, run_options)
+from edgecam.base.errors import EdgecamError, UsageError
+from edgecam.service.install import (
+    CONFIG_FILE,
+    UNIT,
+    USER,
+    Installer,
+    describe_prediction,
+    last_lines,
+    perform,
+    render_config,
+    run_options,
+)
 
 STATUS_LINES = 5
 

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgecam import options
+from edgecam.base import options
 from edgecam.commands import settings_of
 
 
 def augmentations(value: Any) -> str:
     """'none' or a comma-separated list of AUGMENTATIONS, normalised."""
-    from edgecam.features import AUGMENTATIONS
+    from edgecam.training.features import AUGMENTATIONS
 
     kinds = [k.strip() for k in options.text(value).split(",") if k.strip()]
     if kinds == ["none"]:
@@ -58,24 +58,24 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from edgecam import training
-    from edgecam.features import Augment
+    from edgecam.training import trainer
+    from edgecam.training.features import Augment
 
     settings = settings_of(args, OPTIONS)
     root = Path(args.dataset)
     kinds = () if settings.augment == "none" else tuple(settings.augment.split(","))
     copies = settings.copies if kinds else 0
-    train_options = training.Options(
+    train_options = trainer.Options(
         base=settings.base, out=settings.out or root.resolve().name, epochs=settings.epochs,
         val_split=settings.val_split, augment=Augment(kinds, copies, settings.seed),
         finetune_blocks=settings.finetune_blocks, lr=settings.lr, seed=settings.seed,
         int8=settings.int8)
 
-    def report(epoch: training.Epoch) -> None:
+    def report(epoch: trainer.Epoch) -> None:
         print(f"epoch {epoch.number:>3}/{settings.epochs}  loss {epoch.loss:.3f}  "
               f"train {epoch.train_accuracy:6.1%}  val {epoch.val_accuracy:6.1%}", flush=True)
 
-    result = training.train(root, train_options, report)
+    result = trainer.train(root, train_options, report)
     skipped = f", {result.unreadable} unreadable skipped" if result.unreadable else ""
     print(f"model {result.name}: {len(result.classes)} classes ({', '.join(result.classes)}), "
           f"{result.train_images} training and {result.val_images} validation images{skipped}, "

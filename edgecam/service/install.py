@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, TextIO
 
-from edgecam import options
-from edgecam.errors import EdgecamError, UsageError
+from edgecam.base import options
+from edgecam.base.errors import EdgecamError, UsageError
 
 UNIT = "edgecam.service"
 USER = "edgecam"
@@ -255,7 +255,7 @@ def render_sysusers(user: str) -> str:
 
 
 def run_options() -> list[options.Option]:
-    from edgecam.commands.run import run_options as options_of_run
+    from edgecam.runtime.pipeline import run_options as options_of_run
 
     return options_of_run()
 

@@ -6,8 +6,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgecam.errors import EdgecamError, UsageError
-from edgecam.options import Option, Settings, boolean, choice, integer, number, optional, text
+from edgecam.base.errors import EdgecamError, UsageError
+from edgecam.base.options import (
+    Option,
+    Settings,
+    boolean,
+    choice,
+    integer,
+    number,
+    optional,
+    text,
+)
 from edgecam.sinks.base import Sink
 from edgecam.sinks.events import MODES
 from edgecam.sinks.mqtt import parse_url
@@ -134,7 +143,7 @@ def make_sinks(settings: Settings) -> list[Sink]:
         sinks.append(EventFilter(detector, outputs, metrics))
     shots = None
     if settings.shots:
-        from edgecam.dataset import ShotWriter
+        from edgecam.sinks.shots import ShotWriter
 
         shots = ShotWriter(Path(settings.shots))
     if wants_window(settings):

@@ -8,8 +8,8 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Callable, Generic, TypeVar
 
-from edgecam import priority
-from edgecam.frame import Frame, Prediction, Stamp
+from edgecam.base import priority
+from edgecam.base.frame import Frame, Prediction, Stamp
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def record(frame: Frame | Stamp, prediction: Prediction) -> dict:
 
 
 class Handoff(Generic[T]):
-    """Runs `handle(item)` on a thread of its own, nicer than inference (edgecam.priority). When
+    """Runs `handle(item)` on a thread of its own, nicer than inference (edgecam.base.priority). When
     `capacity` items are waiting already, `put` drops the oldest (capacity 1: only the newest item
     is ever handled), so the inference loop never waits for a slow output; with `lossless`, `put`
     waits for room instead (a log that must hold every result). With `gather` (seconds), a woken

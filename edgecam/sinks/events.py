@@ -15,8 +15,8 @@ from pathlib import Path
 
 import cv2
 
-from edgecam.errors import EdgecamError
-from edgecam.frame import Frame, Prediction
+from edgecam.base.errors import EdgecamError
+from edgecam.base.frame import Frame, Prediction
 from edgecam.sinks.base import Handoff, Sink
 from edgecam.sinks.metrics import Metrics
 

@@ -19,8 +19,8 @@ import os
 import time
 from pathlib import Path
 
-from edgecam.errors import EdgecamError
-from edgecam.frame import Frame, Prediction, Stamp
+from edgecam.base.errors import EdgecamError
+from edgecam.base.frame import Frame, Prediction, Stamp
 from edgecam.sinks.base import Handoff, Sink, record
 from edgecam.sinks.metrics import Metrics
 

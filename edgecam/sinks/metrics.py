@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from typing import Callable
 
-from edgecam.frame import Frame, Prediction
+from edgecam.base.frame import Frame, Prediction
 from edgecam.sinks.base import Sink
 
 # Inference latency buckets in seconds: a Pi Zero 2 W takes ~0.5 s for Lite0, a Pi 5 ~20 ms.

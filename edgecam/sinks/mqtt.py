@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from edgecam.frame import Frame, Prediction
+from edgecam.base.frame import Frame, Prediction
 from edgecam.sinks.base import Handoff, Sink, record
 from edgecam.sinks.metrics import Metrics
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edgecam.frame import Prediction
+from edgecam.base.frame import Prediction
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 MAX_LABEL = 32  # characters; ImageNet has a few very long class names

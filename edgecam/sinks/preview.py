@@ -20,14 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import cv2
 
-from edgecam import priority
-from edgecam.dataset import ShotWriter
-from edgecam.errors import EdgecamError, UsageError
-from edgecam.frame import Frame, Prediction
+from edgecam.base import priority
+from edgecam.base.errors import EdgecamError, UsageError
+from edgecam.base.frame import Frame, Prediction
 from edgecam.sinks.base import Sink, record
 from edgecam.sinks.metrics import Metrics
 from edgecam.sinks.overlay import display_image, draw_overlay
 from edgecam.sinks.preview_page import PAGE
+from edgecam.sinks.shots import ShotWriter
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ import logging
 
 import cv2
 
-from edgecam.dataset import ShotWriter
-from edgecam.errors import EdgecamError
-from edgecam.frame import Frame, Prediction
+from edgecam.base.errors import EdgecamError
+from edgecam.base.frame import Frame, Prediction
 from edgecam.sinks.base import Sink
 from edgecam.sinks.overlay import display_image, draw_overlay
+from edgecam.sinks.shots import ShotWriter
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from edgecam.errors import SourceError, UsageError
-from edgecam.imageio import is_image_file
-from edgecam.options import Option, Settings, boolean, choice, number, text
+from edgecam.base.errors import SourceError, UsageError
+from edgecam.base.imageio import is_image_file
+from edgecam.base.options import Option, Settings, boolean, choice, number, text
 from edgecam.sources.base import Orientation, Reconnect, Source
 
 

@@ -13,8 +13,8 @@ from typing import Callable, TypeVar
 import cv2
 import numpy as np
 
-from edgecam.errors import SourceError
-from edgecam.frame import Frame
+from edgecam.base.errors import SourceError
+from edgecam.base.frame import Frame
 
 log = logging.getLogger(__name__)
 

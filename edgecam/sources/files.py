@@ -8,9 +8,9 @@ from pathlib import Path
 
 import cv2
 
-from edgecam.errors import SourceError
-from edgecam.frame import Frame
-from edgecam.imageio import is_image_file, read_rgb
+from edgecam.base.errors import SourceError
+from edgecam.base.frame import Frame
+from edgecam.base.imageio import is_image_file, read_rgb
 from edgecam.sources.base import Source
 from edgecam.sources.capture import quiet_backends
 

@@ -13,8 +13,8 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from edgecam.errors import SourceError
-from edgecam.frame import Frame
+from edgecam.base.errors import SourceError
+from edgecam.base.frame import Frame
 from edgecam.sources.base import LiveSource, Orientation, Reconnect
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,9 @@ class PiCameraSource(LiveSource):
         if self.lores:
             streams["lores"] = {"size": self.lores, "format": "YUV420"}  # every Pi's ISP has it
         if any(self.transform):
-            from libcamera import Transform  # picamera2 depends on it: present whenever it is
+            from libcamera import (
+                Transform,  # picamera2 depends on it: present whenever it is
+            )
 
             streams["transform"] = Transform(hflip=int(self.transform[0]),
                                              vflip=int(self.transform[1]))

@@ -1,4 +1,4 @@
-"""What the machine is and what it can do at best: CPU model and float32 GEMM throughput."""
+"""What the machine can do at best: float32 GEMM throughput, and its description in a table."""
 from __future__ import annotations
 
 import os
@@ -6,19 +6,8 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    for key in ("model name", "Model", "Hardware"):
-        for line in text.splitlines():
-            if line.split(":")[0].strip() == key:
-                return line.split(":", 1)[1].strip()
-    return platform.machine()
+from edgecam.base.machine import cpu_model
 
 
 def gemm_gmacs(threads: int, n: int = 1024, repeats: int = 10) -> float:
@@ -26,7 +15,7 @@ def gemm_gmacs(threads: int, n: int = 1024, repeats: int = 10) -> float:
     child process (BLAS reads its thread count when it loads)."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads)}
-    code = f"from edgecam.bench.machine import _gemm; print(_gemm({n}, {repeats}))"
+    code = f"from edgecam.bench.gemm import _gemm; print(_gemm({n}, {repeats}))"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                             check=True, timeout=300)
     return float(result.stdout.strip())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecam.nets.blocks import Fire
+from edgecam.models.nets.blocks import Fire
 
 BASE_E, INCR_E, FREQ = 128, 128, 2  # expand filters of fire i: base_e + incr_e * (i // freq)
 PCT_3X3 = 0.5  # share of 3×3 filters among the expand filters

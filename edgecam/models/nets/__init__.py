@@ -5,7 +5,14 @@ from typing import Callable
 
 from torch import nn
 
-from edgecam.nets import efficientnet_lite, mobilenet_v1, mobilenet_v2, mobilenet_v3, shufflenet_v2, squeezenet
+from edgecam.models.nets import (
+    efficientnet_lite,
+    mobilenet_v1,
+    mobilenet_v2,
+    mobilenet_v3,
+    shufflenet_v2,
+    squeezenet,
+)
 
 Builder = Callable[[int], nn.Module]
 

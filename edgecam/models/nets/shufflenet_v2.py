@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecam.nets.blocks import ConvBnAct, channel_shuffle
+from edgecam.models.nets.blocks import ConvBnAct, channel_shuffle
 
 REPEATS = (4, 8, 4)  # units in stages 2, 3, 4
 # variant → channels of conv1, stage 2, 3, 4 and conv5 (paper, Table 5)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
-from edgecam.errors import UsageError
+from edgecam.base.errors import UsageError
 
 Parser = Callable[[Any], Any]
 N = TypeVar("N", int, float)

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from edgecam.nets.blocks import BN_EPS, BN_MOMENTUM, make_divisible
+from edgecam.models.nets.blocks import BN_EPS, BN_MOMENTUM, make_divisible
 
 # kernel, stride, expansion, output channels, repeats: the EfficientNet-B0 stages.
 STAGES: list[tuple[int, int, int, int, int]] = [

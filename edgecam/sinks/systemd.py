@@ -14,7 +14,7 @@ import socket
 import time
 from typing import Mapping
 
-from edgecam.frame import Frame, Prediction
+from edgecam.base.frame import Frame, Prediction
 from edgecam.sinks.base import Sink
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """The model store: the manifest of named models, their labels, and the built artifacts cached per user.
 
-An artifact is built on first use (that needs torch) and written with a sidecar `.json` holding its
-sha256; every load checks the hash, so a corrupted or truncated cache file is rebuilt, never run.
-This module does not import torch."""
+Each built artifact has a sidecar `.json` holding its sha256; every load checks the hash, so a
+corrupted or truncated cache file is rebuilt, never run. What builds artifacts is not known here
+(edgecam.models.artifacts dispatches to the builders). This module does not import torch."""
 from __future__ import annotations
 
 import functools
@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecam.errors import ModelError, UsageError
+from edgecam.base.errors import ModelError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ModelSpec:
     labels_file: Path
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
-    net: str | None = None  # builder in edgecam.nets; None for a model file given by path
+    net: str | None = None  # builder in edgecam.models.nets; None for a model file given by path
     weights: str | None = None  # "package:MODULE/PATH" or an https URL (see models/manifest.toml)
     weights_sha256: str | None = None  # the full digest, or the leading hex digits torchvision publishes
     pip: str | None = None
@@ -171,32 +171,6 @@ def write_meta(spec: ModelSpec, path: Path, **details: object) -> None:
     tmp = _meta_path(path).with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, _meta_path(path))
-
-
-def ensure(spec: ModelSpec, kind: str, allow_untrained: bool = False) -> Path:
-    """The path of a verified artifact of `kind`, building (or rebuilding) it when needed.
-    A network without trained weights here runs only with `allow_untrained` (benchmarks)."""
-    if spec.path is not None:
-        return spec.path
-    if weights_id(spec) is None:
-        if not allow_untrained:
-            raise ModelError(untrained_message(spec) + ", or pass --allow-untrained to run it with "
-                             "random weights (for benchmarks)")
-        log.warning("model %s runs with untrained (random) weights: its labels mean nothing", spec.name)
-    path = artifact_path(spec, kind)
-    if path.exists():
-        if verified(spec, path):
-            return path
-        log.warning("cached model %s does not match its recorded sha256 (corrupt or stale): "
-                    "rebuilding it", path)
-    try:
-        from edgecam import build
-    except ImportError as e:
-        raise ModelError(f"model {spec.name} has no built {kind} file in {cache_dir()} and building "
-                         f"one needs torch ({e.name} is not installed): pip install torch, or copy "
-                         f"a built {path.name} and its .json there") from None
-    build.build(spec, kind, path)
-    return path
 
 
 def downloadable(spec: ModelSpec) -> bool:

@@ -5,10 +5,11 @@ import time
 
 import numpy as np
 
-from edgecam import backends, store
-from edgecam.errors import ModelError
-from edgecam.frame import Label, Prediction
-from edgecam.preprocess import center_crop_resize
+from edgecam import backends
+from edgecam.base.errors import ModelError
+from edgecam.base.frame import Label, Prediction
+from edgecam.base.preprocess import center_crop_resize
+from edgecam.models import store
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -2,45 +2,38 @@
 from __future__ import annotations
 
 import logging
-import os
 import resource
 import signal
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import cv2
 
-from edgecam import backends, store
-from edgecam.classifier import Classifier
-from edgecam.options import Option, Settings, choice, integer, number, optional, text
-from edgecam.service.notify import service_sinks
+from edgecam import backends, sinks, sources
+from edgecam.base.machine import physical_cores
+from edgecam.base.options import (
+    Option,
+    Settings,
+    choice,
+    integer,
+    number,
+    optional,
+    text,
+)
+from edgecam.models import store
+from edgecam.runtime.classifier import Classifier
+from edgecam.runtime.prefetch import Prefetcher, StageClock
+from edgecam.runtime.signals import StopFlag, stop_on_signals
 from edgecam.sinks import make_sinks
 from edgecam.sinks.base import Sink
+from edgecam.sinks.systemd import service_sinks
 from edgecam.sources import open_source
 from edgecam.sources.base import Source
-from edgecam.stages import Prefetcher, StageClock
 
 log = logging.getLogger(__name__)
-
-
-def default_threads(cpus: set[int] | None = None, sysfs: Path = Path("/sys/devices/system/cpu")) -> int:
-    """The physical cores among the CPUs this process may use (`cpus`, default its affinity): a
-    core's second hardware thread shares its vector units, so a CNN gains nothing from it and its
-    threads then wait for each other. Each CPU counts as a core where the topology is not known."""
-    if cpus is None:
-        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
-    cores = set()
-    for cpu in cpus:
-        try:
-            cores.add((sysfs / f"cpu{cpu}" / "topology" / "thread_siblings_list").read_text().strip())
-        except OSError:
-            return max(1, len(cpus))
-    return max(1, len(cores))
 
 
 OPTIONS = [
@@ -53,12 +46,17 @@ OPTIONS = [
     Option("backend", choice(*backends.CHOICES), "onnx", "inference backend: "
            + ", ".join(backends.CHOICES) + " (auto: measured once here, the fastest kept)"),
     Option("topk", integer(1, 1000), 5, "how many of the best labels to report", metavar="K"),
-    Option("threads", integer(1, 256), default_threads(), "inference threads", metavar="N"),
+    Option("threads", integer(1, 256), physical_cores(), "inference threads", metavar="N"),
     Option("allow_untrained", bool, False, "run a network that has no trained weights here (random "
            "weights: for benchmarks)", switch=True),
     Option("frames", optional(integer(1)), None, "stop after N classified frames", metavar="N"),
     Option("duration", optional(number(0.0)), None, "stop after S seconds", metavar="S"),
 ]
+
+
+def run_options() -> list[Option]:
+    """Every option of `edgecam run`: the loop's, the sources' and the outputs'."""
+    return OPTIONS + sources.OPTIONS + sinks.OPTIONS
 
 
 class FpsMeter:
@@ -87,40 +85,6 @@ class Summary:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM, or by SIGHUP asking for a reload; wakes the loop if it waits."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.reload = False
-        self.prefetcher: Prefetcher | None = None
-
-    def set(self, signum: int = 0, _frame: object = None) -> None:
-        # A stop wins over a reload, whichever came first: a SIGTERM sent while a SIGHUP's run
-        # was still shutting down must not be lost to the restart.
-        self.reload = signum == signal.SIGHUP and (self.reload or not self.event.is_set())
-        self.event.set()
-        if self.prefetcher is not None:
-            self.prefetcher.stop()
-
-    def __bool__(self) -> bool:
-        return self.event.is_set()
-
-
-@contextmanager
-def stop_on_signals(stop: StopFlag) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, stop.set) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def run(settings: Settings, source: Source | None = None,

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecam import build, dataset, store
-from edgecam.errors import EdgecamError, UsageError
-from edgecam.features import Augment, Backbone, digests_of, extract, stacked
+from edgecam.base.errors import EdgecamError, UsageError
+from edgecam.models import build, store
+from edgecam.training import dataset
+from edgecam.training.features import Augment, Backbone, digests_of, extract, stacked
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def fit(backbone: Backbone, train: tuple[np.ndarray, np.ndarray], val: tuple[np.
 
 def quantized(spec: store.ModelSpec, images: list[Path]) -> Path:
     """NAME.int8.onnx, calibrated on (and checked against fp32 on) the training photos themselves."""
-    from edgecam import quantize
+    from edgecam.models import quantize
 
     path = store.artifact_path(spec, "onnx-int8")
     with tempfile.TemporaryDirectory() as calib:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecam.nets.blocks import ConvBnAct, InvertedResidual, inverted_residual_layers, make_divisible
+from edgecam.models.nets.blocks import (
+    ConvBnAct,
+    InvertedResidual,
+    inverted_residual_layers,
+    make_divisible,
+)
 
 # expansion t, output channels c, repeats n, first stride s (paper, Table 2)
 SETTING: list[tuple[int, int, int, int]] = [

@@ -6,8 +6,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecam.nets.blocks import (BN_EPS, BN_MOMENTUM, ConvBnAct, InvertedResidual,
-                                 inverted_residual_layers, make_divisible)
+from edgecam.models.nets.blocks import (
+    BN_EPS,
+    BN_MOMENTUM,
+    ConvBnAct,
+    InvertedResidual,
+    inverted_residual_layers,
+    make_divisible,
+)
 
 RE, HS = nn.ReLU, nn.Hardswish
 # kernel, expanded channels, output channels, squeeze-excite, activation, stride (paper, Tables 1-2)

@@ -16,9 +16,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from edgecam import store
-from edgecam.errors import EdgecamError, ModelError
-from edgecam.progress import Progress
+from edgecam.base.errors import EdgecamError, ModelError
+from edgecam.base.progress import Progress
+from edgecam.models import store
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _finish(part: Path, dest: Path, expected_sha256: str | None, url: str) -> st
 
 def install(spec: store.ModelSpec, checkpoint: Path, source: str, digest: str) -> Path:
     """Check that `checkpoint` fits the network of `spec` and store it as the model's weights."""
-    from edgecam import build  # torch: only to prove the checkpoint loads
+    from edgecam.models import build  # torch: only to prove the checkpoint loads
 
     build.load_weights(build.untrained(spec), checkpoint, spec)
     dest = store.weights_dir() / f"{spec.name}.pth"

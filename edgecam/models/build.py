@@ -1,6 +1,7 @@
 """Builds the artifacts of a model: the network with its weights, wrapped so that it takes the
 uint8 HWC frames the pipeline produces (mean/std, layout and dtype inside the graph), exported to
-ONNX or TorchScript and checked against eager torch before it is written; int8 is in quantize.py.
+ONNX or TorchScript and checked against eager torch before it is written; int8 is in quantize.py,
+and edgecam.models.artifacts picks the builder of each kind.
 Imports torch."""
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecam import nets, store
-from edgecam.errors import ModelError
-from edgecam.progress import Progress
+from edgecam.base.errors import ModelError
+from edgecam.base.progress import Progress
+from edgecam.models import nets, store
 
 # An export whose logits differ more than this from eager torch is refused.
 MAX_ABS_DIFF = 1e-3
@@ -163,13 +164,8 @@ def export_checked(model: nn.Module, spec: store.ModelSpec, kind: str, path: Pat
     return diff
 
 
-def build(spec: store.ModelSpec, kind: str, path: Path, calib: Path | None = None) -> dict:
-    """Export `spec` as `kind` to `path` (atomically) after checking it against eager torch;
-    `calib` is the folder of calibration images of an int8 build (default: the demo clip)."""
-    if kind == "onnx-int8":
-        from edgecam import quantize
-
-        return quantize.build_int8(spec, path, calib)
+def export(spec: store.ModelSpec, kind: str, path: Path) -> dict:
+    """Export `spec` as `kind` to `path` (atomically) after checking it against eager torch."""
     progress = Progress(f"building {spec.name} ({kind})", 4)
     model = wrapped(spec)
     progress.advance(note="weights loaded")
@@ -179,3 +175,11 @@ def build(spec: store.ModelSpec, kind: str, path: Path, calib: Path | None = Non
     store.write_meta(spec, path, **details)
     progress.finish(f"{path} (max |Δlogit| vs torch {diff:.2e})")
     return details
+
+
+def onnx(spec: store.ModelSpec, path: Path, _calib: Path | None = None) -> dict:
+    return export(spec, "onnx", path)
+
+
+def torchscript(spec: store.ModelSpec, path: Path, _calib: Path | None = None) -> dict:
+    return export(spec, "torchscript", path)

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecam import build, store
-from edgecam.dataset import Dataset, Sample
-from edgecam.errors import SourceError, UsageError
-from edgecam.imageio import read_rgb
-from edgecam.preprocess import center_crop_resize
-from edgecam.progress import Progress
+from edgecam.base.errors import SourceError, UsageError
+from edgecam.base.imageio import read_rgb
+from edgecam.base.preprocess import center_crop_resize
+from edgecam.base.progress import Progress
+from edgecam.models import build, store
+from edgecam.training.dataset import Dataset, Sample
 
 log = logging.getLogger(__name__)
 

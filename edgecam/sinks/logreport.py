@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from edgecam.errors import EdgecamError
+from edgecam.base.errors import EdgecamError
 
 
 @dataclass(frozen=True)

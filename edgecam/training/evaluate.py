@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecam import dataset, store
-from edgecam.classifier import Classifier
-from edgecam.errors import EdgecamError, SourceError
-from edgecam.imageio import read_rgb
-from edgecam.progress import Progress
+from edgecam.base.errors import EdgecamError, SourceError
+from edgecam.base.imageio import read_rgb
+from edgecam.base.progress import Progress
+from edgecam.models import store
+from edgecam.runtime.classifier import Classifier
+from edgecam.training import dataset
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecam.nets.blocks import ConvBnAct, depthwise_separable, make_divisible
+from edgecam.models.nets.blocks import ConvBnAct, depthwise_separable, make_divisible
 
 STEM = 32
 # output channels, stride of each depthwise separable layer (paper, Table 1)

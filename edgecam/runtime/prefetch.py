@@ -11,8 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from edgecam import priority
-from edgecam.frame import Frame
+from edgecam.base import priority
+from edgecam.base.frame import Frame
 from edgecam.sources.base import LiveSource, Source
 
 _END = object()

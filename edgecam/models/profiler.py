@@ -99,7 +99,7 @@ def profile(net: nn.Module, size: int) -> Profile:
 
 def profile_network(net_name: str, classes: int, size: int) -> Profile:
     """The profile of a named network, built on the meta device: shapes only, no weights, fast."""
-    from edgecam import nets
+    from edgecam.models import nets
 
     with torch.device("meta"):
         net = nets.create(net_name, classes)

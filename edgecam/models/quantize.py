@@ -16,11 +16,11 @@ from typing import Iterator
 
 import numpy as np
 
-from edgecam import store
-from edgecam.errors import ModelError
-from edgecam.imageio import is_image_file, read_rgb
-from edgecam.preprocess import center_crop_resize
-from edgecam.progress import Progress
+from edgecam.base.errors import ModelError
+from edgecam.base.imageio import is_image_file, read_rgb
+from edgecam.base.preprocess import center_crop_resize
+from edgecam.base.progress import Progress
+from edgecam.models import store
 
 CALIBRATION_FRAMES = 100
 # An int8 model whose top-1 differs from fp32 on more than this share of the calibration frames is
@@ -30,7 +30,7 @@ MIN_AGREEMENT = 0.9
 
 def demo_frames(size: int, count: int = CALIBRATION_FRAMES) -> np.ndarray:
     """`count` frames spread evenly over the demo clip, cropped and resized to `size`."""
-    from edgecam.sources.demo import DemoClip
+    from edgecam.base.samples import DemoClip
 
     clip = DemoClip()
     picks = np.linspace(0, len(clip) - 1, count).round().astype(int)
@@ -72,8 +72,13 @@ def uint8_quantization(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple
 def quantize(fp32: Path, out: Path, frames: np.ndarray, mean: tuple[float, ...],
              std: tuple[float, ...]) -> None:
     import onnx
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
 
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
@@ -129,12 +134,12 @@ def _take_uint8_as_quantized(path: Path, normalisation: list) -> None:
 
 def build_int8(spec: store.ModelSpec, path: Path, calib: Path | None = None) -> dict:
     """Quantize the fp32 ONNX artifact of `spec` into `path`, checking top-1 agreement with fp32."""
-    from edgecam import build
+    from edgecam.models import build
 
     frames = folder_frames(calib, spec.input) if calib else demo_frames(spec.input)
     fp32 = store.artifact_path(spec, "onnx")
     if not store.verified(spec, fp32):
-        build.build(spec, "onnx", fp32)
+        build.onnx(spec, fp32)
     progress = Progress(f"quantizing {spec.name} (int8)", 3)
     progress.advance(note=f"{len(frames)} calibration frames")
     with build.written_atomically(path) as tmp:

@@ -1,0 +1,1 @@
+"""Options, errors, progress, images, atomic files and machine facts: what every layer uses."""

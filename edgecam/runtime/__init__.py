@@ -1,0 +1,1 @@
+"""The run loop and its stages: source → preprocess → backend → prediction → sinks."""

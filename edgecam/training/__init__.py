@@ -1,0 +1,1 @@
+"""Teaching a network new classes: datasets, cached features, training, evaluation."""
