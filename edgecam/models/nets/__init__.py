@@ -37,3 +37,17 @@ def create(net: str, num_classes: int = 1000) -> nn.Module:
     if net not in NETWORKS:
         raise KeyError(f"no network builder '{net}' (known: {', '.join(NETWORKS)})")
     return NETWORKS[net](num_classes)
+
+
+# builder-name prefix → the mapping of its published checkpoints' keys to the network's own
+PUBLISHED_LAYOUTS: dict[str, Callable[[dict], dict]] = {
+    "efficientnet_lite": efficientnet_lite.from_published,
+}
+
+
+def published_state(net: str, state: dict) -> dict:
+    """`state` under the module names of network `net` (a checkpoint in its publisher's layout)."""
+    for prefix, convert in PUBLISHED_LAYOUTS.items():
+        if net.startswith(prefix):
+            return convert(state)
+    return state

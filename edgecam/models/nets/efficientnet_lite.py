@@ -1,14 +1,22 @@
 """EfficientNet-Lite (Tan & Le 2019, the edge variant): MBConv stages without squeeze-excite, ReLU6,
-stem and head fixed when scaling. Module names follow the published PyTorch checkpoints
-(`_conv_stem`, `_blocks.N._depthwise_conv`, ...) so those state dicts load with every key matched."""
+stem and head fixed when scaling. The published PyTorch checkpoints name their modules their own way
+(`_conv_stem`, `_blocks.N._depthwise_conv`, ...): `from_published` maps them to these."""
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 from torch import nn
 
-from edgecam.models.nets.blocks import BN_EPS, BN_MOMENTUM, make_divisible
+from edgecam.models.nets.blocks import (
+    BN_EPS,
+    BN_MOMENTUM,
+    ConvBnAct,
+    InvertedResidual,
+    inverted_residual_layers,
+    make_divisible,
+)
 
 # kernel, stride, expansion, output channels, repeats: the EfficientNet-B0 stages.
 STAGES: list[tuple[int, int, int, int, int]] = [
@@ -21,6 +29,9 @@ STAGES: list[tuple[int, int, int, int, int]] = [
     (3, 1, 6, 320, 1),
 ]
 
+# Lite fixes the stem and the head whatever the width multiplier.
+STEM, HEAD = 32, 1280
+
 # name: (width multiplier, depth multiplier, input resolution)
 VARIANTS: dict[str, tuple[float, float, int]] = {
     "efficientnet_lite0": (1.0, 1.0, 224),
@@ -31,70 +42,73 @@ VARIANTS: dict[str, tuple[float, float, int]] = {
 }
 
 
-class MBConv(nn.Module):
-    """Inverted residual: 1x1 expand, kxk depthwise, 1x1 linear projection, skip when shapes match."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, expand: int) -> None:
-        super().__init__()
-        hidden = c_in * expand
-        self.has_expand = expand != 1
-        if self.has_expand:
-            self._expand_conv = nn.Conv2d(c_in, hidden, 1, bias=False)
-            self._bn0 = nn.BatchNorm2d(hidden, momentum=BN_MOMENTUM, eps=BN_EPS)
-        self._depthwise_conv = nn.Conv2d(
-            hidden, hidden, kernel, stride, padding=(kernel - 1) // 2, groups=hidden, bias=False
-        )
-        self._bn1 = nn.BatchNorm2d(hidden, momentum=BN_MOMENTUM, eps=BN_EPS)
-        self._project_conv = nn.Conv2d(hidden, c_out, 1, bias=False)
-        self._bn2 = nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM, eps=BN_EPS)
-        self.act = nn.ReLU6(inplace=True)
-        self.use_skip = stride == 1 and c_in == c_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x
-        if self.has_expand:
-            y = self.act(self._bn0(self._expand_conv(y)))
-        y = self.act(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))
-        return x + y if self.use_skip else y
-
-
 class EfficientNetLite(nn.Module):
+    """Stem, MBConv blocks (edgecam.models.nets.blocks' inverted residuals with ReLU6), head,
+    pooling, classifier. `stem`, `blocks`, `head` and `classifier` are public: training cuts the
+    network between its blocks and puts a classifier of its own on the head."""
+
     def __init__(
         self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000, dropout: float = 0.2
     ) -> None:
         super().__init__()
-        self._conv_stem = nn.Conv2d(3, 32, 3, 2, padding=1, bias=False)
-        self._bn0 = nn.BatchNorm2d(32, momentum=BN_MOMENTUM, eps=BN_EPS)
+        norm = {"activation": nn.ReLU6, "bn_eps": BN_EPS, "bn_momentum": BN_MOMENTUM}
+        self.stem = ConvBnAct(3, STEM, 3, 2, **norm)
         blocks: list[nn.Module] = []
-        c_in = 32
+        c_in = STEM
         last = len(STAGES) - 1
         for i, (kernel, stride, expand, channels, repeats) in enumerate(STAGES):
             c_out = make_divisible(channels * width)
             # Lite keeps the first and last stage at one block whatever the depth multiplier.
             n = repeats if i in (0, last) else int(math.ceil(depth * repeats))
             for j in range(n):
-                blocks.append(MBConv(c_in, c_out, kernel, stride if j == 0 else 1, expand))
+                step = stride if j == 0 else 1
+                layers = inverted_residual_layers(c_in, c_in * expand, c_out, kernel, step, **norm)
+                blocks.append(InvertedResidual(layers, step == 1 and c_in == c_out, "block"))
                 c_in = c_out
-        self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(c_in, 1280, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(1280, momentum=BN_MOMENTUM, eps=BN_EPS)
-        self.act = nn.ReLU6(inplace=True)
-        self._avg_pooling = nn.AdaptiveAvgPool2d(1)
-        self._dropout = nn.Dropout(dropout)
-        self._fc = nn.Linear(1280, num_classes)
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Sequential(ConvBnAct(c_in, HEAD, 1, **norm), nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(HEAD, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+        """The pooled embedding the classifier sees."""
+        x = self.stem(x)
+        for block in self.blocks:
             x = block(x)
-        x = self.act(self._bn1(self._conv_head(x)))
-        return torch.flatten(self._avg_pooling(x), 1)
+        return self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._fc(self._dropout(self.features(x)))
+        return self.classifier(self.dropout(self.features(x)))
 
 
 def efficientnet_lite(name: str, num_classes: int = 1000) -> EfficientNetLite:
     width, depth, _ = VARIANTS[name]
     return EfficientNetLite(width, depth, num_classes)
+
+
+# The published PyTorch checkpoints' names (`_conv_stem`, `_blocks.N._depthwise_conv`, ...) → ours.
+_TOP = {"_conv_stem": "stem.0", "_bn0": "stem.1", "_conv_head": "head.0.0", "_bn1": "head.0.1",
+        "_fc": "classifier"}
+_BLOCK = re.compile(r"_blocks\.(\d+)\.(_expand_conv|_bn0|_depthwise_conv|_bn1|_project_conv|_bn2)\.(.+)")
+# (layer, part) of a block's module: the expansion is layer 0 where the block has one.
+_IN_BLOCK = {"_expand_conv": (0, 0), "_bn0": (0, 1), "_depthwise_conv": (1, 0), "_bn1": (1, 1),
+             "_project_conv": (2, 0), "_bn2": (2, 1)}
+
+
+def from_published(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict of the published EfficientNet-Lite checkpoints under this module's names;
+    keys it does not know pass through unchanged (strict loading then names them)."""
+    expands = {m.group(1) for key in state if (m := _BLOCK.fullmatch(key)) and m.group(2) == "_expand_conv"}
+    renamed = {}
+    for key, value in state.items():
+        top, _, rest = key.partition(".")
+        block = _BLOCK.fullmatch(key)
+        if block is not None:
+            index, module, leaf = block.groups()
+            layer, part = _IN_BLOCK[module]
+            layer -= 0 if index in expands else 1
+            key = f"blocks.{index}.block.{layer}.{part}.{leaf}"
+        elif top in _TOP:
+            key = f"{_TOP[top]}.{rest}"
+        renamed[key] = value
+    return renamed

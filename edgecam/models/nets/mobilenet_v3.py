@@ -57,14 +57,13 @@ STEM = 16
 
 
 class MobileNetV3(nn.Module):
-    def __init__(self, rows: list[Row], last: int, width: float = 1.0, num_classes: int = 1000,
-                 dropout: float = 0.2) -> None:
+    def __init__(self, rows: list[Row], last: int, num_classes: int = 1000, dropout: float = 0.2) -> None:
         super().__init__()
         norm = {"bn_eps": BN_EPS, "bn_momentum": BN_MOMENTUM}
-        c_in = make_divisible(STEM * width)
+        c_in = STEM
         layers: list[nn.Module] = [ConvBnAct(3, c_in, 3, 2, activation=HS, **norm)]
         for kernel, expanded, channels, se, activation, stride in rows:
-            hidden, c_out = make_divisible(expanded * width), make_divisible(channels * width)
+            hidden, c_out = expanded, channels
             squeezed = make_divisible(hidden // 4) if se else None
             body = inverted_residual_layers(c_in, hidden, c_out, kernel, stride, activation, squeezed,
                                             **norm)
