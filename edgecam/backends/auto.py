@@ -4,18 +4,17 @@ choice in the model cache (`auto.json`) so later starts pay nothing."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
-import os
 from datetime import datetime, timezone
 
 from edgecam.backends import timing
+from edgecam.base import atomic
 from edgecam.base.errors import ModelError
 from edgecam.models import store
 
 log = logging.getLogger(__name__)
 
-CHOICES = "auto.json"
+MEMORY_FILE = "auto.json"  # in the model cache: machine key → the choice made there
 RUNS = 30
 # A candidate must give fp32's top-1 on at least this share of the demo frames.
 MIN_AGREEMENT = 0.875
@@ -41,19 +40,11 @@ def machine_key(spec: store.ModelSpec, threads: int) -> str:
 
 
 def remembered() -> dict[str, dict]:
-    try:
-        return json.loads((store.cache_dir() / CHOICES).read_text())
-    except (OSError, ValueError):
-        return {}
+    return atomic.read_json(store.cache_dir() / MEMORY_FILE) or {}
 
 
 def remember(key: str, choice: dict) -> None:
-    path = store.cache_dir() / CHOICES
-    path.parent.mkdir(parents=True, exist_ok=True)
-    choices = {**remembered(), key: choice}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(choices, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic.write_json(store.cache_dir() / MEMORY_FILE, {**remembered(), key: choice})
 
 
 def choose(spec: store.ModelSpec, threads: int, allow_untrained: bool = False) -> str:

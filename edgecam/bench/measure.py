@@ -12,6 +12,7 @@ import numpy as np
 
 from edgecam.backends import timing
 from edgecam.backends.timing import Predict
+from edgecam.base import atomic
 from edgecam.models import store
 
 
@@ -65,11 +66,8 @@ def float_onnx(spec: store.ModelSpec) -> Path:
 
     model = FloatInput().eval()
     example = torch.zeros(1, 3, spec.input, spec.input)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with torch.no_grad():
+    with atomic.replaced(path) as tmp, torch.no_grad():
         build._export_onnx(model, example, tmp)
-    tmp.replace(path)
     return path
 
 

@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
+from edgecam.base import atomic
 from edgecam.base.errors import ModelError
 from edgecam.base.imageio import is_image_file, read_rgb
 from edgecam.base.preprocess import center_crop_resize
@@ -142,18 +143,21 @@ def build_int8(spec: store.ModelSpec, path: Path, calib: Path | None = None) -> 
         build.onnx(spec, fp32)
     progress = Progress(f"quantizing {spec.name} (int8)", 3)
     progress.advance(note=f"{len(frames)} calibration frames")
-    with build.written_atomically(path) as tmp:
-        quantize(fp32, tmp, frames, spec.mean, spec.std)
-        progress.advance(note="quantized")
-        expected = build.run_onnx(fp32, frames).argmax(-1)
-        got = build.run_onnx(tmp, frames).argmax(-1)
-        agreement = float((expected == got).mean())
-        trained = store.weights_id(spec) is not None
-        progress.advance(note=f"top-1 agreement {agreement:.1%}")
-        if trained and agreement < MIN_AGREEMENT:
-            raise ModelError(f"int8 {spec.name} keeps the fp32 top-1 on only {agreement:.0%} of the "
-                             f"calibration frames (limit {MIN_AGREEMENT:.0%}); refusing to write it: "
-                             "calibrate with more typical pictures (--calib DIR)")
+    try:
+        with atomic.replaced(path) as tmp:
+            quantize(fp32, tmp, frames, spec.mean, spec.std)
+            progress.advance(note="quantized")
+            expected = build.run_onnx(fp32, frames).argmax(-1)
+            got = build.run_onnx(tmp, frames).argmax(-1)
+            agreement = float((expected == got).mean())
+            trained = store.weights_id(spec) is not None
+            progress.advance(note=f"top-1 agreement {agreement:.1%}")
+            if trained and agreement < MIN_AGREEMENT:
+                raise ModelError(f"int8 {spec.name} keeps the fp32 top-1 on only {agreement:.0%} of "
+                                 f"the calibration frames (limit {MIN_AGREEMENT:.0%}); refusing to "
+                                 "write it: calibrate with more typical pictures (--calib DIR)")
+    except atomic.Unwritable as e:
+        raise build.unwritable(path, e) from None
     details = {"kind": "onnx-int8", "input": spec.input, "top1_agreement": agreement,
                "calibration": str(calib) if calib else "demo", "frames": len(frames), "trained": trained}
     store.write_meta(spec, path, **details)

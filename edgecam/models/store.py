@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecam.base import atomic
 from edgecam.base.errors import ModelError, UsageError
 
 log = logging.getLogger(__name__)
@@ -147,15 +148,11 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _meta_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
-
-
 def verified(spec: ModelSpec, path: Path) -> bool:
     """True when `path` is the artifact we built for `spec` with the checkpoint it uses now (an
     untrained build is stale once weights arrive), byte for byte."""
     try:
-        meta = json.loads(_meta_path(path).read_text())
+        meta = json.loads(atomic.sidecar(path).read_text())
         return (
             meta.get("format") == FORMAT
             and meta.get("weights_sha256") == weights_id(spec)
@@ -168,9 +165,7 @@ def verified(spec: ModelSpec, path: Path) -> bool:
 def write_meta(spec: ModelSpec, path: Path, **details: object) -> None:
     meta = {"format": FORMAT, "model": spec.name, "weights_sha256": weights_id(spec),
             "sha256": sha256(path), **details}
-    tmp = _meta_path(path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, _meta_path(path))
+    atomic.write_json(atomic.sidecar(path), meta)
 
 
 def downloadable(spec: ModelSpec) -> bool:
@@ -195,11 +190,8 @@ def weights_dir() -> Path:
 def installed_weights(spec: ModelSpec) -> dict | None:
     """The record of a checkpoint pulled or given for `spec` (sha256, source), if there is one."""
     path = weights_dir() / f"{spec.name}.pth"
-    try:
-        record = json.loads(_meta_path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return {**record, "path": str(path)} if path.is_file() else None
+    record = atomic.read_json(atomic.sidecar(path))
+    return {**record, "path": str(path)} if record is not None and path.is_file() else None
 
 
 def weights_id(spec: ModelSpec) -> str | None:

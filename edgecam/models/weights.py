@@ -7,7 +7,6 @@ it is stored only after it loads into the network with every key matched."""
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import os
 import shutil
@@ -16,6 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from edgecam.base import atomic
 from edgecam.base.errors import EdgecamError, ModelError
 from edgecam.base.progress import Progress
 from edgecam.models import store
@@ -91,13 +91,10 @@ def install(spec: store.ModelSpec, checkpoint: Path, source: str, digest: str) -
 
     build.load_weights(build.untrained(spec), checkpoint, spec)
     dest = store.weights_dir() / f"{spec.name}.pth"
-    dest.parent.mkdir(parents=True, exist_ok=True)
     if checkpoint.resolve() != dest.resolve():
-        tmp = dest.with_name(dest.name + ".tmp")
-        shutil.copyfile(checkpoint, tmp)
-        os.replace(tmp, dest)
-    record = dest.with_name(dest.name + ".json")
-    record.write_text(json.dumps({"sha256": digest, "source": source}, indent=2) + "\n")
+        with atomic.replaced(dest) as tmp:
+            shutil.copyfile(checkpoint, tmp)
+    atomic.write_json(atomic.sidecar(dest), {"sha256": digest, "source": source})
     return dest
 
 
