@@ -1,20 +1,88 @@
 """Shared fixtures: one model cache per test session (models are built once), the CLI as a user
-runs it (a subprocess), and real sample photos."""
+runs it (a subprocess), real sample photos, and `require`: the one way a test says which outside
+program (or module) it needs."""
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from types import ModuleType
+from typing import Callable, NoReturn, TypeVar
 
 import cv2
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# CI sets this: a test whose program is missing there fails instead of skipping (never silently).
+REQUIRE_TOOLS = "EDGECAM_TESTS_REQUIRE_TOOLS"
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3, for modules that come from apt (python3-gi)
+
+
+def needs(what: str, package: str, *, pip: bool = False) -> NoReturn:
+    """Stop a test (fixture, module) that cannot run here: skip it with a reason naming the
+    package that provides `what`, e.g. "needs ffmpeg (Debian package: ffmpeg)". With
+    EDGECAM_TESTS_REQUIRE_TOOLS=1 (CI, which installs everything) the test fails instead."""
+    message = f"needs {what} ({'pip' if pip else 'Debian'} package: {package})"
+    if os.environ.get(REQUIRE_TOOLS) == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def require(program: str, package: str) -> str:
+    """The path of `program` (a name looked up on PATH, or an absolute path); the test skips (CI:
+    fails) when it is missing. `package` is the Debian package that installs it."""
+    found = shutil.which(program)
+    if found is None:
+        needs(program, package)
+    return found
+
+
+@functools.cache
+def runs_in(python: str, code: str) -> bool:
+    """Whether `python -c code` exits 0 (asked once per session)."""
+    return subprocess.run([python, "-c", code], capture_output=True, timeout=120,
+                          check=False).returncode == 0
+
+
+def require_module(module: str, package: str, *, pip: bool = False,
+                   python: str | None = None) -> ModuleType | None:
+    """`module` imported here and returned; or, with `python` (Debian's python3), a check that
+    that interpreter imports it. The test skips (CI: fails) when it cannot; `package` is the
+    Debian package that installs it (the pip package with pip=True)."""
+    if python is None:
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            needs(f"the Python module {module}", package, pip=pip)
+    require(python, "python3")
+    if not runs_in(python, f"import {module}"):
+        needs(f"the Python module {module} in {python}", package, pip=pip)
+    return None
+
+
+@functools.cache
+def encodes(fourcc: str, suffix: str) -> bool:
+    with tempfile.TemporaryDirectory() as folder:
+        writer = cv2.VideoWriter(str(Path(folder) / f"probe{suffix}"), cv2.VideoWriter.fourcc(*fourcc),
+                                 30, (64, 64))
+        opened = writer.isOpened()
+        writer.release()
+    return opened
+
+
+def require_encoder(fourcc: str, suffix: str = ".mp4") -> None:
+    """OpenCV's VideoWriter can write `fourcc` video (the opencv-python wheel's own FFmpeg)."""
+    if not encodes(fourcc, suffix):
+        needs(f"OpenCV's {fourcc} video encoder ({suffix})", "opencv-python", pip=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

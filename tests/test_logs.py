@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import edgecam, read_jsonl, wait_for
+from conftest import edgecam, read_jsonl, require, wait_for
 
 from edgecam.base.frame import Frame, Label, Prediction
 from edgecam.sinks.logfile import JsonlFormat, LogFile
@@ -100,6 +100,7 @@ def tiny_disk(tmp_path: Path):
     """A 256 KiB tmpfs of our own, to fill up for real."""
     disk = tmp_path / "disk"
     disk.mkdir()
+    require("mount", "mount")
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:

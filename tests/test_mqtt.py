@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,9 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import edgecam, wait_for
+from conftest import edgecam, require, require_module, wait_for
 
-paho = pytest.importorskip("paho.mqtt.client")
+paho = require_module("paho.mqtt.client", "paho-mqtt", pip=True)
 
 USER, PASSWORD = "cam", "p@ss word"
 TOPIC = "home/hall"
@@ -24,8 +23,8 @@ TOPIC = "home/hall"
 @pytest.fixture
 def broker(tmp_path: Path):
     """A mosquitto on a free loopback port that only lets USER in; yields the port."""
-    if shutil.which("mosquitto") is None:
-        pytest.skip("needs mosquitto (apt install mosquitto)")
+    require("mosquitto", "mosquitto")
+    require("mosquitto_passwd", "mosquitto")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
+from conftest import needs
 from torch import nn
+
+try:  # the [dev] extra
+    from hypothesis import given
+    from hypothesis import strategies as st
+except ImportError:
+    needs("the Python module hypothesis", "hypothesis", pip=True)
 
 from edgecam.models import artifacts, build, nets, profiler, store
 from edgecam.models.nets.blocks import channel_shuffle, make_divisible

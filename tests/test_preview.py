@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import edgecam, wait_for
+from conftest import edgecam, require, require_module, wait_for
 
 TOKEN = "s3cret-token"
 
@@ -101,10 +100,8 @@ class DevTools:
 @pytest.fixture
 def chromium(tmp_path: Path):
     """A headless Chromium with its own profile, controlled through a DevTools port it picks."""
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.skip("needs chromium (apt install chromium)")
-    pytest.importorskip("websocket", reason="needs websocket-client (pip install websocket-client)")
+    binary = require("chromium", "chromium")
+    require_module("websocket", "websocket-client", pip=True)  # DevTools talks over a WebSocket
     profile = tmp_path / "profile"
     browser = subprocess.Popen([binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                                 "--no-first-run", "--disable-background-networking",

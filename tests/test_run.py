@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import edgecam, read_jsonl
+from conftest import edgecam, read_jsonl, require_encoder
 
 from edgecam.base.samples import SHOTS, DemoClip
 
@@ -73,6 +73,7 @@ def test_other_lite_models_run_the_clip_with_their_own_weights(
 def test_video_file_is_classified_frame_by_frame(tmp_path: Path) -> None:
     clip = DemoClip(640, 360, shot_frames=12)
     video = tmp_path / "clip.mp4"
+    require_encoder("mp4v")
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 360))
     for i in range(24):  # a cat, then an espresso
         writer.write(cv2.cvtColor(clip.frame(i), cv2.COLOR_RGB2BGR))

@@ -3,13 +3,12 @@ temporary directory instead of /), the dry run, and the refusals on a system it 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import edgecam, read_jsonl
+from conftest import edgecam, read_jsonl, require
 
 import edgecam as edgecam_package
 from edgecam.service.install import (
@@ -73,9 +72,7 @@ def test_install_refuses_without_root() -> None:
     """As root, the check is seen from a user namespace where this process is not root."""
     command = [sys.executable, "-m", "edgecam", "service", "install"]
     if os.geteuid() == 0:
-        if not shutil.which("unshare"):
-            pytest.skip("unshare (util-linux) is needed to run as non-root here")
-        command = ["unshare", "--user", *command]
+        command = [require("unshare", "util-linux"), "--user", *command]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     one_line_error(result, 1, "needs root", "sudo")
 
@@ -98,6 +95,8 @@ def test_install_refuses_a_root_user_and_a_bad_config(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_install_status_uninstall_in_a_staging_root(tmp_path: Path) -> None:
+    require("systemd-sysusers", "systemd")  # install and uninstall run both, with --root
+    require("systemctl", "systemd")
     root = tmp_path / "root"
     under(root, JETSON_RELEASE).parent.mkdir(parents=True)
     under(root, JETSON_RELEASE).write_text("# R35 (release), REVISION: 4.1\n")

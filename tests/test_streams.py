@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from conftest import read_jsonl, wait_for
+from conftest import SYSTEM_PYTHON, needs, read_jsonl, require, require_module, runs_in, wait_for
 
 from edgecam.base.errors import SourceError
 from edgecam.base.options import resolve
@@ -24,8 +24,17 @@ from edgecam.base.samples import DemoClip
 from edgecam.bench.pipeline import free_port
 from edgecam.sources import OPTIONS, open_source
 
-SYSTEM_PYTHON = "/usr/bin/python3"  # python3-gi and GStreamer's RTSP server come from apt
-CLIP_SIZE = (640, 360)
+CLIP_SIZE = (640, 360)  # SYSTEM_PYTHON runs the RTSP server: python3-gi and GStreamer come from apt
+# What the RTSP server's pipeline (below) is made of, and the Debian package of each element.
+RTSP_ELEMENTS = {"filesrc": "libgstreamer1.0-0", "qtdemux": "gstreamer1.0-plugins-good",
+                 "h264parse": "gstreamer1.0-plugins-bad", "rtph264pay": "gstreamer1.0-plugins-good"}
+HAS_ELEMENT = """
+import sys, gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+sys.exit(Gst.ElementFactory.find({!r}) is None)
+"""
 
 RTSP_SERVER = """
 import sys
@@ -53,6 +62,7 @@ GLib.MainLoop().run()
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 s of the demo clip (real photos) at 30 fps, H.264 in MP4, as a camera would stream it."""
+    require("ffmpeg", "ffmpeg")
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
     demo = DemoClip(*CLIP_SIZE)
     encoder = subprocess.Popen(
@@ -117,9 +127,21 @@ class Server:
         self.process = None
 
 
+def require_rtsp_server() -> None:
+    """Debian's python3 with gi, GStreamer's RTSP server and the elements of its pipeline."""
+    require_module("gi", "python3-gi", python=SYSTEM_PYTHON)
+    require_module("gi.repository.GstRtspServer", "gir1.2-gst-rtsp-server-1.0", python=SYSTEM_PYTHON)
+    for element, package in RTSP_ELEMENTS.items():
+        if not runs_in(SYSTEM_PYTHON, HAS_ELEMENT.format(element)):
+            needs(f"the GStreamer element {element}", package)
+
+
 @pytest.fixture
-def server(request: pytest.FixtureRequest, clip: Path, tmp_path: Path) -> Iterator[Server]:
-    running = Server(request.param, clip, tmp_path)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    if request.param == "rtsp":
+        require_rtsp_server()
+    require("ffmpeg", "ffmpeg")  # makes the clip, and is the HTTP server
+    running = Server(request.param, request.getfixturevalue("clip"), tmp_path)
     running.start()
     yield running
     running.kill()

@@ -3,7 +3,6 @@ the frame with the overlay; and the overlay stays inside and legible on frames o
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import edgecam
+from conftest import edgecam, require
 
 from edgecam.base.frame import Label, Prediction
 from edgecam.sinks.overlay import display_image, draw_overlay
@@ -59,8 +58,8 @@ def read_xwd(data: bytes) -> np.ndarray:
 @pytest.fixture
 def xvfb(tmp_path: Path):
     """A virtual X display of its own, on the first free display number."""
-    if shutil.which("Xvfb") is None or shutil.which("xwd") is None:
-        pytest.skip("needs Xvfb and xwd (apt install xvfb x11-apps)")
+    require("Xvfb", "xvfb")
+    require("xwd", "x11-apps")  # screenshot() takes the screen with it
     number = next(n for n in range(90, 300) if not Path(f"/tmp/.X11-unix/X{n}").exists()
                   and not Path(f"/tmp/.X{n}-lock").exists())
     server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
@@ -83,6 +82,7 @@ def screenshot(display: str) -> np.ndarray:
 
 
 def test_window_shows_the_overlay_under_xvfb(xvfb: str, tmp_path: Path) -> None:
+    require("xdotool", "xdotool")  # types the keys into the window
     blank = tmp_path / "grey.png"
     cv2.imwrite(str(blank), np.full((480, 640, 3), GREY, np.uint8))
     env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
