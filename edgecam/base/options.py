@@ -1,14 +1,16 @@
 """Options that are both a CLI flag and a TOML config key, declared once by the module that uses them.
 
-Precedence: built-in default < config file (`--config`) < command-line flag."""
+Precedence: built-in default < config file (`--config`) < command-line flag. The resolved options
+of a command are a frozen dataclass made from the declarations: one field per option."""
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, make_dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, ClassVar, Iterable, TypeVar, get_type_hints
 
 from edgecam.base.errors import UsageError
 
@@ -24,10 +26,28 @@ class Option:
     help: str
     metavar: str | None = None
     switch: bool = False  # a flag without a value (store_true); a bool in TOML
+    type: Any = None  # what the setting holds; None: what `parse` is annotated to return
+    secret: bool = False  # a password or token: masked in the repr of the settings
 
     @property
     def flag(self) -> str:
         return "--" + self.key.replace("_", "-")
+
+    @functools.cached_property
+    def value_type(self) -> Any:
+        """The type of this option's setting: `type` if given, else bool for a switch, else the
+        return annotation of `parse` (Any without one); a None default adds None."""
+        if self.type is not None:
+            return self.type
+        kind = bool if self.switch else _returns(self.parse)
+        return kind | None if self.default is None else kind
+
+
+def _returns(parse: Parser) -> Any:
+    try:
+        return get_type_hints(parse).get("return", Any)
+    except (NameError, TypeError):  # a name only imported for type checkers; not a function
+        return Any
 
 
 def text(value: Any) -> str:
@@ -94,20 +114,36 @@ def optional(parse: Parser) -> Parser:
     def parse_optional(value: Any) -> Any:
         return None if value in (None, "") else parse(value)
 
+    parse_optional.__annotations__["return"] = _returns(parse) | None
     return parse_optional
 
 
 class Settings:
-    """The resolved options of one command: attribute access, immutable after loading."""
+    """The resolved options of one command (resolve() makes them): a frozen dataclass of
+    settings_class(options), one field per option, named by its key and typed by its value_type.
+    An option the command does not have is an AttributeError, never a silent default."""
 
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
+    _secrets: ClassVar[frozenset[str]] = frozenset()
 
     def __repr__(self) -> str:
-        return f"Settings({self.__dict__!r})"
+        shown = (f"{f.name}=***" if f.name in self._secrets and getattr(self, f.name) is not None
+                 else f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"{type(self).__name__}({', '.join(shown)})"
 
-    def replace(self, **changes: Any) -> "Settings":
-        return Settings({**self.__dict__, **changes})
+
+def settings_class(options: Iterable[Option]) -> type[Settings]:
+    """The class of the settings of `options`; equal option lists (the same keys, types and
+    secrets in the same order) give the same class, so their settings compare equal."""
+    return _settings_class(tuple((o.key, o.value_type, o.secret) for o in options))
+
+
+@functools.cache
+def _settings_class(spec: tuple[tuple[str, Any, bool], ...]) -> type[Settings]:
+    made = make_dataclass("Settings", [(key, kind) for key, kind, _ in spec], bases=(Settings,),
+                          namespace={"_secrets": frozenset(key for key, _, secret in spec if secret)},
+                          frozen=True, repr=False)
+    made.__module__ = __name__
+    return made
 
 
 def add_arguments(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:
@@ -158,7 +194,8 @@ def resolve(
     options: Iterable[Option], flags: dict[str, Any], config: dict[str, Any] | None = None,
     config_name: str = "config",
 ) -> Settings:
-    """Merge defaults, config values and flags, validating each with its option's parser."""
+    """Merge defaults, config values and flags, validating each with its option's parser, into
+    the settings of `options`."""
     options = list(options)
     known = {o.key: o for o in options}
     values = {o.key: o.default for o in options}
@@ -172,7 +209,17 @@ def resolve(
     for key, value in flags.items():
         if key in known:
             values[key] = True if known[key].switch else _parse(known[key], value, known[key].flag)
-    return Settings(values)
+    return settings_class(options)(**values)
+
+
+def select(options: Iterable[Option], settings: Settings | None = None) -> Settings:
+    """The settings of `options` taken from `settings`, those of a command that has some or all
+    of these options among its own; an option `settings` lacks (or all, without it) has its
+    default."""
+    options = list(options)
+    given = {f.name for f in fields(settings)} if settings is not None else set()
+    return settings_class(options)(**{o.key: getattr(settings, o.key) if o.key in given
+                                      else o.default for o in options})
 
 
 def _parse(option: Option, value: Any, where: str) -> Any:

@@ -19,7 +19,7 @@ from edgecam.base.options import (
 )
 from edgecam.sinks.base import Sink
 from edgecam.sinks.events import MODES
-from edgecam.sinks.mqtt import parse_url
+from edgecam.sinks.mqtt import BrokerUrl, parse_url
 from edgecam.sinks.preview import parse_address
 
 UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -52,7 +52,7 @@ OPTIONS = [
            "[HOST:]PORT (host 127.0.0.1 unless given)", metavar="[HOST:]PORT"),
     Option("preview_token", optional(text), None, "token every preview request must carry "
            "(?token= or Authorization: Bearer); required when HOST is not loopback",
-           metavar="TOKEN"),
+           metavar="TOKEN", secret=True),
     Option("shots", optional(text), None, "folder DATASET/LABEL where the window's c key and the "
            "preview's 'take a photo' button save the current frame (edgecam train's layout)",
            metavar="DATASET/LABEL"),
@@ -84,7 +84,8 @@ OPTIONS = [
     Option("snapshot_max_bytes", optional(byte_size), None, "keep at most this many bytes of "
            "snapshots, e.g. 500M", metavar="SIZE"),
     Option("mqtt", optional(lambda v: parse_url(text(v))), None, "publish events to an MQTT broker: "
-           "mqtt://[user:password@]host[:port]/topic, or mqtts:// for TLS", metavar="URL"),
+           "mqtt://[user:password@]host[:port]/topic, or mqtts:// for TLS", metavar="URL",
+           type=BrokerUrl | None, secret=True),
     Option("mqtt_ca", optional(text), None, "CA certificate file for an mqtts:// broker with a "
            "private CA", metavar="FILE"),
     Option("mqtt_discovery", boolean, False, "announce the label and score sensors to Home "
@@ -107,9 +108,10 @@ def wants_window(settings: Settings) -> bool:
     return settings.display or (not settings.headless and has_display())
 
 
-def make_sinks(settings: Settings) -> list[Sink]:
-    """The outputs the settings ask for. Metrics come first (they count every frame); the log,
-    MQTT and snapshots get every frame or only events; the window and preview show every frame."""
+def make_sinks(settings: Settings, topk: int) -> list[Sink]:
+    """The outputs `settings` (of OPTIONS) ask for; `topk`: the labels each prediction has, the
+    columns of a CSV log. Metrics come first (they count every frame); the log, MQTT and
+    snapshots get every frame or only events; the window and preview show every frame."""
     from edgecam.sinks.metrics import Metrics
 
     metrics = Metrics()
@@ -121,7 +123,7 @@ def make_sinks(settings: Settings) -> list[Sink]:
         path = Path(settings.log)
         csv = settings.log_format == "csv" or (settings.log_format == "auto"
                                                and path.suffix.lower() == ".csv")
-        fmt = CsvFormat(getattr(settings, "topk", 5)) if csv else JsonlFormat()
+        fmt = CsvFormat(topk) if csv else JsonlFormat()
         outputs.append(LogFile(path, fmt, settings.log_max_bytes, settings.log_keep, metrics))
     if settings.snapshots:
         from edgecam.sinks.events import Snapshots

@@ -9,7 +9,7 @@ from typing import Any
 
 from edgecam.base.errors import SourceError, UsageError
 from edgecam.base.imageio import is_image_file
-from edgecam.base.options import Option, Settings, boolean, choice, number, text
+from edgecam.base.options import Option, Settings, boolean, choice, number, select, text
 from edgecam.sources.base import Orientation, Reconnect, Source
 
 
@@ -64,7 +64,7 @@ def open_source(uri: str, settings: Settings | None = None, input_size: int | No
     carries the source options (OPTIONS); `input_size` is the model's input side, for cameras
     that can deliver a stream at that size."""
     # Callers may pass settings of their own options only: the source options default.
-    values = Settings({**{o.key: o.default for o in OPTIONS}, **(vars(settings) if settings else {})})
+    values = select(OPTIONS, settings)
     if uri == "demo" or uri.startswith("demo:"):
         from edgecam.sources.demo import DemoSource
 
