@@ -56,7 +56,7 @@ def test_snapshots_keep_the_newest_within_count_and_bytes(tmp_path: Path) -> Non
         snapshots = Snapshots(folder, keep, max_bytes)
         snapshots.open()
         for i in range(8):
-            snapshots._save((Frame(image, i, 1.7e9 + i, "demo"), prediction("tabby cat", 0.9)))
+            snapshots.handle((Frame(image, i, 1.7e9 + i, "demo"), prediction("tabby cat", 0.9)))
         snapshots.close()
         files = sorted(folder.iterdir())
         sizes = sum(p.stat().st_size for p in files)

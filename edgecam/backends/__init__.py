@@ -1,14 +1,13 @@
-"""Inference backends: `load(...)` gives an object with `predict(uint8 NHWC batch) -> logits`.
+"""Inference backends: `load(...)` gives a Backend (edgecam.backends.base) with
+`predict(uint8 NHWC batch) -> logits`.
 
 Each backend module is imported only when chosen, so the onnxruntime path never imports torch."""
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Protocol
 
-import numpy as np
-
+from edgecam.backends.base import Backend
 from edgecam.models import artifacts, store
 
 # backend name → (module, class, artifact kind it loads)
@@ -17,15 +16,6 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "onnx-int8": ("edgecam.backends.onnx", "OnnxBackend", "onnx-int8"),
     "torchscript": ("edgecam.backends.torchscript", "TorchScriptBackend", "torchscript"),
 }
-
-
-class Backend(Protocol):
-    name: str
-    input_size: int  # side of the square uint8 RGB input
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """uint8 array (N, H, W, 3) → float32 logits (N, classes)."""
-        ...
 
 
 # Besides the backends themselves: measure them once here and keep the fastest (backends/auto.py).
@@ -44,6 +34,5 @@ def load(name: str, spec: store.ModelSpec, threads: int, allow_untrained: bool =
         name = auto.choose(spec, threads, allow_untrained)
     module_name, class_name, _ = BACKENDS[name]
     path = artifact(name, spec, allow_untrained)
-    backend = getattr(importlib.import_module(module_name), class_name)(path, threads)
-    backend.name = name  # one class may serve several choices (onnx, onnx-int8)
-    return backend
+    # One class may serve several choices (onnx, onnx-int8): it is told which one.
+    return getattr(importlib.import_module(module_name), class_name)(path, threads, name)

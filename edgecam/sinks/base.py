@@ -1,9 +1,11 @@
-"""The one interface every output has: open(), write(frame, prediction), close(); and the hand-off
-that keeps a slow output (JPEG encoding, a broker, a disk) off the inference thread."""
+"""The one interface every output has: open(), write(frame, prediction), close(reloading); the
+hand-off that keeps a slow output (JPEG encoding, a broker, a disk) off the inference thread, and
+the base of the outputs that work on such a thread."""
 from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from datetime import datetime, timezone
 from typing import Callable, Generic, TypeVar
@@ -16,20 +18,25 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class Sink:
-    # Set by a sink whose user asked to end the run (a window's q or Esc).
-    stop_requested: bool = False
-    # Set by the pipeline before close() when the run ends only to start again (SIGHUP).
-    reloading: bool = False
+class Sink(ABC):
+    """An output of the run loop. The loop opens the sinks in order, writes each classified frame
+    to each of them on its own thread, and closes the ones it opened in reverse order."""
 
-    def open(self) -> None:
+    # A sink sets this to True when its user asked to end the run (a window's q or Esc); the loop
+    # ends after the frame it is writing.
+    stop_requested: bool = False
+
+    def open(self) -> None:  # noqa: B027 (an optional hook)
         """Acquire what the sink writes to; errors here abort the run before it starts."""
 
+    @abstractmethod
     def write(self, frame: Frame, prediction: Prediction) -> None:
-        raise NotImplementedError
+        """Take one classified frame. On the inference thread: anything slow goes to a thread of
+        its own (ThreadedSink)."""
 
-    def close(self) -> None:
-        """Flush and release; called once, also when the run ends by a signal or an error."""
+    def close(self, reloading: bool = False) -> None:  # noqa: B027 (an optional hook)
+        """Flush and release; called once, also when the run ends by a signal or an error.
+        `reloading`: the run ends only to start again with the configuration re-read (SIGHUP)."""
 
 
 def top_record(prediction: Prediction) -> list[dict]:
@@ -123,3 +130,34 @@ class Handoff(Generic[T]):
                             timeout)
                 return False
         return True
+
+
+class ThreadedSink(Sink, Generic[T]):
+    """A sink whose work runs on a Handoff thread of its own (see Handoff for `capacity`,
+    `lossless` and `gather`; `name` names the thread and its error messages): open() starts the
+    thread, write() hands it `item(frame, prediction)`, close() lets it finish what is waiting and
+    ends it. Subclasses implement handle(item); one that acquires something in open() does so
+    before calling super().open(), and releases it after super().close()."""
+
+    def __init__(self, name: str, capacity: int = 1, lossless: bool = False,
+                 gather: float = 0.0) -> None:
+        self.handoff: Handoff[T] = Handoff(name, self.handle, capacity, lossless, gather)
+
+    def open(self) -> None:
+        self.handoff.start()
+
+    def write(self, frame: Frame, prediction: Prediction) -> None:
+        self.handoff.put(self.item(frame, prediction))
+
+    def item(self, frame: Frame, prediction: Prediction) -> T:
+        """What the thread gets for one frame, made on the inference thread (keep it cheap):
+        by default the frame and its prediction."""
+        return (frame, prediction)  # type: ignore[return-value]
+
+    @abstractmethod
+    def handle(self, item: T) -> None:
+        """The output's work for one item, on the sink's thread; an exception is logged and the
+        thread goes on with the next item."""
+
+    def close(self, reloading: bool = False) -> None:
+        self.handoff.stop()

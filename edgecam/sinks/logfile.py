@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edgecam.base.errors import EdgecamError
 from edgecam.base.frame import Frame, Prediction, Stamp
-from edgecam.sinks.base import Handoff, Sink, record
+from edgecam.sinks.base import ThreadedSink, record
 from edgecam.sinks.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,10 @@ class CsvFormat:
         return out.getvalue()
 
 
-class LogFile(Sink):
+class LogFile(ThreadedSink[tuple[Stamp, Prediction]]):
     def __init__(self, path: Path, fmt: JsonlFormat | CsvFormat, max_bytes: int | None = None,
                  keep: int = 5, metrics: Metrics | None = None) -> None:
+        super().__init__("log writer", QUEUE, lossless=True, gather=GATHER)
         self.path = path
         self.format = fmt
         self.max_bytes = max_bytes
@@ -77,8 +78,6 @@ class LogFile(Sink):
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
         self._next_check = 0.0
         self._failing = False
-        self._writer: Handoff[tuple[Stamp, Prediction]] = Handoff(
-            "log writer", self._write, QUEUE, lossless=True, gather=GATHER)
 
     def open(self) -> None:
         try:
@@ -88,12 +87,13 @@ class LogFile(Sink):
             raise EdgecamError(f"log file {self.path} cannot be written ({e.strerror}): choose "
                                "another --log path or fix its permissions") from None
         self._next_check = time.monotonic() + RETRY_SECONDS
-        self._writer.start()
+        super().open()
 
-    def write(self, frame: Frame, prediction: Prediction) -> None:
-        self._writer.put((frame.stamp, prediction))  # the record is made on the writer's thread
+    def item(self, frame: Frame, prediction: Prediction) -> tuple[Stamp, Prediction]:
+        return frame.stamp, prediction  # the record is made on the writer's thread
 
-    def _write(self, item: tuple[Stamp, Prediction]) -> None:
+    def handle(self, item: tuple[Stamp, Prediction]) -> None:
+        """Append one record, rotating, reopening or counting it lost as the file needs."""
         data = self.format.line(record(*item)).encode("utf-8")
         now = time.monotonic()
         if now >= self._next_check:
@@ -114,8 +114,8 @@ class LogFile(Sink):
             self._failing = False
             log.info("log %s: writing again (%d records were lost)", self.path, self.lost)
 
-    def close(self) -> None:
-        if self._writer.stop():  # else it may still write: its descriptor must not be reused
+    def close(self, reloading: bool = False) -> None:
+        if self.handoff.stop():  # else it may still write: its descriptor must not be reused
             self._close_file()
 
     def _open_file(self) -> None:

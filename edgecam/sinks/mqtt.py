@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from edgecam.base.frame import Frame, Prediction
-from edgecam.sinks.base import Handoff, Sink, record
+from edgecam.sinks.base import ThreadedSink, record
 from edgecam.sinks.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,12 @@ def parse_url(value: str) -> BrokerUrl:
                      unquote(parts.password) if parts.password is not None else None)
 
 
-class Mqtt(Sink):
+class Mqtt(ThreadedSink[tuple[Frame, Prediction]]):
     def __init__(self, url: BrokerUrl, ca_file: str | None = None, discovery: str | None = None,
                  metrics: Metrics | None = None) -> None:
         import paho.mqtt.client as paho
 
+        super().__init__("mqtt", QUEUE)
         self.url = url
         self.discovery = discovery  # Home Assistant's discovery prefix, or None
         self.metrics = metrics
@@ -71,7 +72,6 @@ class Mqtt(Sink):
         self._paho = paho
         self._connected_once = False
         self._disconnect_warned = False
-        self._handoff: Handoff[tuple[Frame, Prediction]] = Handoff("mqtt", self._publish, QUEUE)
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2,
                                   client_id=f"edgecam-{socket.gethostname()}-{os.getpid()}")
         if url.username:
@@ -88,20 +88,18 @@ class Mqtt(Sink):
         # connect_async: a broker that is down at start-up is retried, not a reason to stop.
         self.client.connect_async(self.url.host, self.url.port, keepalive=30)
         self.client.loop_start()
-        self._handoff.start()
+        super().open()
         log.info("publishing to %s", self.url.shown)
 
-    def write(self, frame: Frame, prediction: Prediction) -> None:
-        self._handoff.put((frame, prediction))
-
-    def close(self) -> None:
-        self._handoff.stop()
+    def close(self, reloading: bool = False) -> None:
+        super().close(reloading)
         if self.client.is_connected():
             self.client.publish(self.status_topic, "offline", qos=QOS, retain=True).wait_for_publish(2)
         self.client.disconnect()
         self.client.loop_stop()
 
-    def _publish(self, item: tuple[Frame, Prediction]) -> None:
+    def handle(self, item: tuple[Frame, Prediction]) -> None:
+        """Publish one event (or frame) and the new state."""
         rec = record(*item)
         payload = json.dumps(rec, ensure_ascii=False)
         best = rec["top"][0]

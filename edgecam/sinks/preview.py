@@ -117,7 +117,7 @@ class Preview(Sink):
             if self._encoder_waiting:
                 self._new_frame.notify()
 
-    def close(self) -> None:
+    def close(self, reloading: bool = False) -> None:
         with self._lock:
             self._stopping = True
             self._new_frame.notify_all()

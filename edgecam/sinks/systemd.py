@@ -113,8 +113,8 @@ class Notifier(Sink):
         if message:
             self.notify.send(*message)
 
-    def close(self) -> None:
-        if self.reloading:  # the next run's first frame sends READY=1 again
+    def close(self, reloading: bool = False) -> None:
+        if reloading:  # the next run's first frame sends READY=1 again
             usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
             self.notify.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
         else:

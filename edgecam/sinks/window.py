@@ -45,7 +45,7 @@ class Window(Sink):
         elif key in SHOT_KEYS and self.shots is not None:
             log.info("saved %s", self.shots.save(frame.image))
 
-    def close(self) -> None:
+    def close(self, reloading: bool = False) -> None:
         try:
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)

@@ -38,7 +38,7 @@ class Source(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def interrupt(self) -> None:
+    def interrupt(self) -> None:  # noqa: B027 (an optional hook)
         """Make a read() that is waiting for a frame return None (a stop was requested)."""
 
     def __enter__(self) -> "Source":
