@@ -23,7 +23,7 @@ class Segment:
 
 
 @dataclass
-class Report:
+class LogHistory:
     times: list[datetime]
     labels: list[str]  # top-1 of each record
     scores: list[float]
@@ -46,7 +46,7 @@ class Report:
         return result
 
 
-def read_log(paths: list[Path]) -> Report:
+def read_log(paths: list[Path]) -> LogHistory:
     """The records of JSON Lines logs (rotated files given oldest first, or in any order: records
     are sorted by time)."""
     rows: list[dict] = []
@@ -70,7 +70,7 @@ def read_log(paths: list[Path]) -> Report:
         raise EdgecamError(f"{', '.join(map(str, paths))}: no records: give a JSON Lines log written "
                            "by edgecam run --log")
     rows.sort(key=lambda r: r["_time"])
-    return Report([r["_time"] for r in rows], [r["top"][0]["label"] for r in rows],
+    return LogHistory([r["_time"] for r in rows], [r["top"][0]["label"] for r in rows],
                   [float(r["top"][0]["score"]) for r in rows],
                   [float(r.get("inference_ms", 0.0)) for r in rows],
                   [float(r.get("fps", 0.0)) for r in rows], unreadable)
@@ -88,7 +88,7 @@ def _duration(seconds: float) -> str:
         else f"{seconds:.1f}s"
 
 
-def summary_text(report: Report, timeline_rows: int = 20) -> str:
+def summary_text(report: LogHistory, timeline_rows: int = 20) -> str:
     span = (report.times[-1] - report.times[0]).total_seconds()
     lines = [f"{len(report.labels)} records from {report.times[0]:%Y-%m-%d %H:%M:%S} to "
              f"{report.times[-1]:%Y-%m-%d %H:%M:%S} ({_duration(span)})"]
@@ -115,7 +115,7 @@ def summary_text(report: Report, timeline_rows: int = 20) -> str:
     return "\n".join(lines)
 
 
-def plot(report: Report, out: Path, max_labels: int = 10) -> None:
+def plot(report: LogHistory, out: Path, max_labels: int = 10) -> None:
     """One PNG: where each label was top-1 over time, the top-1 score, latency and FPS, and how
     often each label was seen. Labels beyond the `max_labels` most frequent are drawn as 'other'."""
     import matplotlib

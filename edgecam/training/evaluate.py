@@ -23,7 +23,7 @@ BATCH = 16
 
 
 @dataclass
-class Report:
+class Evaluation:
     model: str
     dataset: Path
     classes: list[str]  # the classes in the dataset or among the predictions, in model order
@@ -63,7 +63,7 @@ class Report:
         }
 
 
-def evaluate(root: Path, spec: store.ModelSpec, backend: str, threads: int) -> Report:
+def evaluate(root: Path, spec: store.ModelSpec, backend: str, threads: int) -> Evaluation:
     """Classify every image of the ImageFolder dataset `root` (its folders named like the model's
     labels); unreadable images are skipped and counted."""
     labels = spec.labels
@@ -95,10 +95,10 @@ def evaluate(root: Path, spec: store.ModelSpec, backend: str, threads: int) -> R
     matrix = np.zeros((len(shown), len(shown)), dtype=np.int64)
     for t, p in zip(truth, predicted):
         matrix[position[t], position[p]] += 1
-    return Report(spec.name, root, [labels[i] for i in shown], matrix, unreadable)
+    return Evaluation(spec.name, root, [labels[i] for i in shown], matrix, unreadable)
 
 
-def plot(report: Report, path: Path) -> None:
+def plot(report: Evaluation, path: Path) -> None:
     """The confusion matrix as a PNG: counts in the cells, rows the true class, columns the predicted."""
     try:
         import matplotlib
