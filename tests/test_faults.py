@@ -20,7 +20,7 @@ from typing import Iterator
 
 import cv2
 import pytest
-from conftest import edgecam, photo, read_jsonl, wait_for
+from conftest import edgecam, photo, read_jsonl, require, require_encoder, wait_for
 from test_errors import assert_one_line_error
 from test_logs import lines_in, start_run, tiny_disk  # noqa: F401 (tiny_disk: a fixture)
 from test_streams import Server, capture_time, clip, server  # noqa: F401 (clip, server: fixtures)
@@ -67,6 +67,7 @@ def top1(record: dict) -> str:
 def still_video(path: Path, name: str, frames: int = 20) -> Path:
     """A short video of one of the real photos (MPEG-4 in MP4, written by OpenCV)."""
     size = (320, 240)
+    require_encoder("mp4v")
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30, size)
     image = cv2.cvtColor(cv2.resize(photo(name), size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
     for _ in range(frames):
@@ -175,7 +176,8 @@ def cache(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def leftovers(cache: Path) -> list[str]:
-    """Temporary files a build left: `.NAME.xxxx` (the artifact) and `NAME.tmp` (its sidecar)."""
+    """Temporary files a build left: `.NAME.xxxx` (the artifact or its sidecar; older builds named
+    the sidecar's `NAME.tmp`)."""
     return [p.name for p in cache.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
 
 
@@ -231,6 +233,7 @@ def test_model_corrupted_while_a_run_uses_it(cache: Path, model_cache: Path, tmp
 def read_only(folder: Path) -> Iterator[None]:
     """`folder` bind-mounted read-only over itself: even root cannot write there (a read-only
     /var/lib or SD card)."""
+    require("mount", "mount")
     mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True,
                              text=True)
     if mounted.returncode != 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import io
@@ -19,9 +20,13 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 import pytest
-from conftest import edgecam, photo
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from conftest import edgecam, needs, photo
+
+try:  # the [dev] extra; every test here is made of its inputs
+    from hypothesis import HealthCheck, example, given, settings
+    from hypothesis import strategies as st
+except ImportError:
+    needs("the Python module hypothesis", "hypothesis", pip=True)
 
 from edgecam import cli
 from edgecam.base import options
@@ -161,7 +166,7 @@ def test_resolve_any_config_and_flags(config: dict[str, Any], flags: dict[str, s
     flags = {k: True if k in switches else v for k, v in flags.items()}  # argparse: True or a str
     with clean_failure():
         resolved = options.resolve(opts, flags, config)
-        assert set(vars(resolved)) == {o.key for o in opts}
+        assert {f.name for f in dataclasses.fields(resolved)} == {o.key for o in opts}
 
 
 # --- the image loader -------------------------------------------------------------------------

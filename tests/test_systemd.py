@@ -4,12 +4,11 @@ every option of `edgecam run` and runs as it is."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require
 
 from edgecam.base import options
 from edgecam.service.install import (
@@ -30,8 +29,8 @@ MAX_EXPOSURE = 2.0
 
 
 def systemd_analyze(*args: str) -> subprocess.CompletedProcess:
-    assert shutil.which("systemd-analyze"), "systemd-analyze (apt install systemd) checks the unit"
-    return subprocess.run(["systemd-analyze", *args], capture_output=True, text=True, timeout=60)
+    program = require("systemd-analyze", "systemd")
+    return subprocess.run([program, *args], capture_output=True, text=True, timeout=60)
 
 
 def directives(unit: str) -> list[tuple[str, str]]:
@@ -125,6 +124,6 @@ def test_example_config_documents_and_accepts_every_run_option(name: str, text: 
     path = tmp_path / "edgecam.toml"
     path.write_text(text)
     settings = options.resolve(run_options(), {}, options.read_config(path))
-    assert settings.__dict__ == options.resolve(run_options(), {}, SERVICE_VALUES).__dict__
+    assert settings == options.resolve(run_options(), {}, SERVICE_VALUES)
     path.write_text(uncommented(text))  # every default shown is a value the option accepts
     options.resolve(run_options(), {}, options.read_config(path))

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from edgecam.backends.base import Backend
+from edgecam.base import atomic
 from edgecam.base.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ def optimized_path(path: Path) -> Path | None:
     onnxruntime version and the CPU, since layout optimisations are hardware specific. None for a
     model file without a recorded hash (a user's own .onnx)."""
     try:
-        digest = json.loads(path.with_name(path.name + ".json").read_text())["sha256"]
+        digest = json.loads(atomic.sidecar(path).read_text())["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     from edgecam.base.machine import cpu_model
@@ -36,10 +38,12 @@ def optimized_path(path: Path) -> Path | None:
     return path.parent / "optimized" / f"{path.stem}.{key}.onnx"
 
 
-class OnnxBackend:
-    name = "onnx"
+class OnnxBackend(Backend):
+    """onnxruntime's CPU provider on a uint8 NHWC graph: both the fp32 and the int8 file, so
+    `name` says which of the two choices ("onnx", "onnx-int8") it serves."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, name: str = "onnx") -> None:
+        self.name = name
         self.session = self._session(path, threads)
         first = self.session.get_inputs()[0]
         shape = first.shape

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgecam.backends.base import Backend
+from edgecam.base import atomic
 from edgecam.base.errors import ModelError
 
 
-class TorchScriptBackend:
-    name = "torchscript"
-
-    def __init__(self, path: Path, threads: int) -> None:
+class TorchScriptBackend(Backend):
+    def __init__(self, path: Path, threads: int, name: str = "torchscript") -> None:
+        self.name = name
         torch.set_num_threads(threads)
         try:
             self.module = torch.jit.load(str(path), map_location="cpu").eval()
@@ -21,7 +22,7 @@ class TorchScriptBackend:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ModelError(f"model file {path} cannot be loaded by TorchScript ({reason}): "
                              "rebuild it with `edgecam models build --torchscript`") from None
-        meta = path.with_name(path.name + ".json")
+        meta = atomic.sidecar(path)
         try:
             self.input_size = int(json.loads(meta.read_text())["input"])
         except (OSError, ValueError, KeyError):

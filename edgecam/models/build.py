@@ -5,17 +5,14 @@ and edgecam.models.artifacts picks the builder of each kind.
 Imports torch."""
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from edgecam.base import atomic
 from edgecam.base.errors import ModelError
 from edgecam.base.progress import Progress
 from edgecam.models import nets, store
@@ -57,6 +54,8 @@ def load_weights(net: nn.Module, path: Path, spec: store.ModelSpec) -> nn.Module
                          f"({type(e).__name__}): check the file") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
+    if isinstance(state, dict) and spec.net is not None:
+        state = nets.published_state(spec.net, state)
     try:
         net.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as e:
@@ -120,28 +119,11 @@ EXPORTERS = {
 }
 
 
-@contextlib.contextmanager
-def written_atomically(path: Path) -> Iterator[Path]:
-    """A temporary file beside `path` that becomes `path` only if the block succeeds. It gets the
-    mode the umask gives a new file (mkstemp's 0600 would hide a model that root built for the
-    service's user)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as e:
-        raise ModelError(f"cannot write {path.name} into the model cache {path.parent} "
-                         f"({e.strerror}): make it writable, or set EDGECAM_CACHE to a writable "
-                         "folder") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def unwritable(path: Path, e: atomic.Unwritable) -> ModelError:
+    """The error for a model cache that `path` cannot be written into."""
+    return ModelError(f"cannot write {path.name} into the model cache {path.parent} "
+                      f"({e.strerror}): make it writable, or set EDGECAM_CACHE to a writable "
+                      "folder")
 
 
 def export_checked(model: nn.Module, spec: store.ModelSpec, kind: str, path: Path,
@@ -152,15 +134,18 @@ def export_checked(model: nn.Module, spec: store.ModelSpec, kind: str, path: Pat
     example = sample_input(spec)
     with torch.inference_mode():
         expected = model(example).numpy()
-    with written_atomically(path) as tmp:
-        with torch.no_grad():
-            export(model, example[:1], tmp)
-        diff = float(np.abs(run(tmp, example.numpy()) - expected).max())
-        if progress is not None:
-            progress.advance(2, note=f"exported, max |Δlogit| {diff:.2e}")
-        if not diff <= MAX_ABS_DIFF:
-            raise ModelError(f"the {kind} export of {spec.name} differs from torch by {diff:.3g} "
-                             f"(limit {MAX_ABS_DIFF}); refusing to write it")
+    try:
+        with atomic.replaced(path) as tmp:
+            with torch.no_grad():
+                export(model, example[:1], tmp)
+            diff = float(np.abs(run(tmp, example.numpy()) - expected).max())
+            if progress is not None:
+                progress.advance(2, note=f"exported, max |Δlogit| {diff:.2e}")
+            if not diff <= MAX_ABS_DIFF:
+                raise ModelError(f"the {kind} export of {spec.name} differs from torch by "
+                                 f"{diff:.3g} (limit {MAX_ABS_DIFF}); refusing to write it")
+    except atomic.Unwritable as e:
+        raise unwritable(path, e) from None
     return diff
 
 

@@ -99,65 +99,103 @@ def run(settings: Settings, source: Source | None = None,
     classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk,
                                  settings.allow_untrained)
     # service_sinks(): systemd's READY/STATUS/WATCHDOG/STOPPING
-    sinks = make_sinks(settings) + service_sinks() + list(extra_sinks)
-    clock = StageClock()
+    sinks = make_sinks(settings, settings.topk) + service_sinks() + list(extra_sinks)
     # OpenCV's worker pool spins after each job at full priority: measured 1.2 ms of CPU per frame
     # taken from the network's threads, to split a 0.3 ms resize. The helpers resize, draw and
     # encode on their own (nicer) threads instead.
     cv2.setNumThreads(0)
-    prefetcher = Prefetcher(source, classifier.prepare, clock)
-    stop = StopFlag()
-    fps = FpsMeter()
-    count = 0
-    opened: list[Sink] = []
-    cpu_started = started = cpu_ended = ended = 0.0
-    with stop_on_signals(stop):
+    loop = Loop(settings, source, classifier, sinks)
+    with stop_on_signals(loop.stop):
         if stopped is not None and stopped.is_set():
-            stop.set(signal.SIGTERM)
+            loop.stop.set(signal.SIGTERM)
         try:
-            source.open()
-            for sink in sinks:
-                sink.open()
-                opened.append(sink)
-            log.info("classifying %s with %s on %s (%d threads)", source.uri, spec.name,
-                     classifier.backend.name, settings.threads)
-            stop.prefetcher = prefetcher
-            cpu_started, started = cpu_seconds(), time.monotonic()  # the loop, not the set-up
-            prefetcher.start()
-            while not stop:
-                t0 = time.perf_counter()
-                item = prefetcher.get()
-                if item is None:
-                    break
-                t1 = time.perf_counter()
-                prediction = replace(classifier.classify_prepared(item.input[None])[0], fps=fps.tick())
-                t2 = time.perf_counter()
-                for sink in sinks:
-                    sink.write(item.frame, prediction)
-                clock.add("wait", t1 - t0)
-                clock.add("inference", t2 - t1)
-                clock.add("sinks", time.perf_counter() - t2)
-                count += 1
-                if settings.frames is not None and count >= settings.frames:
-                    break
-                if settings.duration is not None and time.monotonic() - started >= settings.duration:
-                    break
-                if any(sink.stop_requested for sink in sinks):
-                    break
+            loop.open()
+            loop.classify()
         finally:
-            cpu_ended, ended = cpu_seconds(), time.monotonic()  # the loop, not the tear-down
-            prefetcher.stop()
-            for sink in reversed(opened):
-                sink.reloading = stop.reload
-                sink.close()
-            prefetcher.join()
-            source.close()
-    summary = Summary(count, ended - started if started else 0.0,
-                      source.dropped + prefetcher.dropped, dict(clock.seconds),
-                      cpu_ended - cpu_started if started else 0.0, stop.reload)
-    log.info("classified %d frames in %.1f s (%.1f FPS, %d dropped, %d reconnects)", summary.frames,
-             summary.seconds, summary.fps, summary.dropped, source.reconnects)
-    return summary
+            loop.close()
+    return loop.summary()
+
+
+class Loop:
+    """One run's parts and counters: opened, then stepped frame by frame, closed, summed up. The
+    CPU and wall time it reports are the loop's, not the set-up's or the tear-down's."""
+
+    def __init__(self, settings: Settings, source: Source, classifier: Classifier,
+                 sinks: list[Sink]) -> None:
+        self.settings = settings
+        self.source = source
+        self.classifier = classifier
+        self.sinks = sinks
+        self.clock = StageClock()
+        self.prefetcher = Prefetcher(source, classifier.prepare, self.clock)
+        self.stop = StopFlag()
+        self.fps = FpsMeter()
+        self.count = 0
+        self.opened: list[Sink] = []  # closed in reverse order, also when a later one fails to open
+        self.cpu_started = self.started = self.cpu_ended = self.ended = 0.0
+
+    def open(self) -> None:
+        self.source.open()
+        for sink in self.sinks:
+            sink.open()
+            self.opened.append(sink)
+        log.info("classifying %s with %s on %s (%d threads)", self.source.uri,
+                 self.classifier.spec.name, self.classifier.backend.name, self.settings.threads)
+
+    def classify(self) -> None:
+        """Frame after frame until the source ends, a stop signal comes or finished() says so."""
+        self.stop.prefetcher = self.prefetcher
+        self.cpu_started, self.started = cpu_seconds(), time.monotonic()  # the loop, not the set-up
+        self.prefetcher.start()
+        while not self.stop:
+            if not self.step():
+                break
+
+    def step(self) -> bool:
+        """Classify the next frame and hand it to every sink; False once the run is to end."""
+        t0 = time.perf_counter()
+        item = self.prefetcher.get()
+        if item is None:
+            return False
+        t1 = time.perf_counter()
+        prediction = replace(self.classifier.classify_prepared(item.input[None])[0],
+                             fps=self.fps.tick())
+        t2 = time.perf_counter()
+        for sink in self.sinks:
+            sink.write(item.frame, prediction)
+        self.clock.add("wait", t1 - t0)
+        self.clock.add("inference", t2 - t1)
+        self.clock.add("sinks", time.perf_counter() - t2)
+        self.count += 1
+        return not self.finished()
+
+    def finished(self) -> bool:
+        """The --frames or --duration limit is reached, or a sink asked to end the run."""
+        frames, duration = self.settings.frames, self.settings.duration
+        if frames is not None and self.count >= frames:
+            return True
+        if duration is not None and time.monotonic() - self.started >= duration:
+            return True
+        return any(sink.stop_requested for sink in self.sinks)
+
+    def close(self) -> None:
+        """Stop reading, close the sinks opened (the last first), then release the source."""
+        self.cpu_ended, self.ended = cpu_seconds(), time.monotonic()  # the loop, not the tear-down
+        self.prefetcher.stop()
+        for sink in reversed(self.opened):
+            sink.close(reloading=self.stop.reload)
+        self.prefetcher.join()
+        self.source.close()
+
+    def summary(self) -> Summary:
+        ran = bool(self.started)
+        summary = Summary(self.count, self.ended - self.started if ran else 0.0,
+                          self.source.dropped + self.prefetcher.dropped, dict(self.clock.seconds),
+                          self.cpu_ended - self.cpu_started if ran else 0.0, self.stop.reload)
+        log.info("classified %d frames in %.1f s (%.1f FPS, %d dropped, %d reconnects)",
+                 summary.frames, summary.seconds, summary.fps, summary.dropped,
+                 self.source.reconnects)
+        return summary
 
 
 def cpu_seconds() -> float:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, TextIO
 
-from edgecam.base import options
+from edgecam.base import atomic, options
 from edgecam.base.errors import EdgecamError, UsageError
 
 UNIT = "edgecam.service"
@@ -293,15 +293,7 @@ class Installer:
         return None
 
     def write(self, path: Path, text: str, mode: int = 0o644) -> Step:
-        def do() -> None:
-            target = self.path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged = target.with_name(target.name + ".new")
-            staged.write_text(text, encoding="utf-8")
-            staged.chmod(mode)
-            staged.replace(target)
-
-        return Step(f"write {self.path(path)}", do)
+        return Step(f"write {self.path(path)}", lambda: atomic.write_text(self.path(path), text, mode))
 
     def remove(self, path: Path) -> Step:
         return Step(f"remove {self.path(path)}", lambda: self.path(path).unlink(missing_ok=True))
@@ -365,7 +357,7 @@ class Installer:
 
     def log_file(self) -> Path | None:
         """The prediction log the installed config names (below the root), or None."""
-        log = getattr(run_settings(self.path(CONFIG_FILE)), "log", None)
+        log = run_settings(self.path(CONFIG_FILE)).log
         return self.path(Path(log)) if log and Path(log).is_absolute() else None
 
 

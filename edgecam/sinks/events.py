@@ -15,9 +15,10 @@ from pathlib import Path
 
 import cv2
 
+from edgecam.base import atomic
 from edgecam.base.errors import EdgecamError
 from edgecam.base.frame import Frame, Prediction
-from edgecam.sinks.base import Handoff, Sink
+from edgecam.sinks.base import Sink, ThreadedSink
 from edgecam.sinks.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -101,20 +102,21 @@ class EventFilter(Sink):
         for output in self.outputs:
             output.write(frame, prediction)
 
-    def close(self) -> None:
+    def close(self, reloading: bool = False) -> None:
         for output in reversed(self.outputs):
-            output.close()
+            output.close(reloading)
 
 
 SNAPSHOT_NAME = re.compile(r"^\d{8}-\d{6}\.\d{3}_\d+_.*\.jpg$")
 
 
-class Snapshots(Sink):
+class Snapshots(ThreadedSink[tuple[Frame, Prediction]]):
     """A JPEG of the frame for each event it receives, written on a thread of its own (skipped
     when that thread is still busy), keeping at most `keep` files and `max_bytes` in `folder`."""
 
     def __init__(self, folder: Path, keep: int | None = 100, max_bytes: int | None = None,
                  quality: int = 90, metrics: Metrics | None = None) -> None:
+        super().__init__("snapshots")
         self.folder = folder
         self.keep = keep
         self.max_bytes = max_bytes
@@ -123,7 +125,6 @@ class Snapshots(Sink):
         self._files: deque[tuple[Path, int]] = deque()  # oldest first, with sizes
         self._bytes = 0
         self._failing = False
-        self._handoff: Handoff[tuple[Frame, Prediction]] = Handoff("snapshots", self._save)
 
     def open(self) -> None:
         try:
@@ -135,15 +136,10 @@ class Snapshots(Sink):
         for path in existing:
             self._add(path, path.stat().st_size)
         self._prune()
-        self._handoff.start()
+        super().open()
 
-    def write(self, frame: Frame, prediction: Prediction) -> None:
-        self._handoff.put((frame, prediction))
-
-    def close(self) -> None:
-        self._handoff.stop()
-
-    def _save(self, item: tuple[Frame, Prediction]) -> None:
+    def handle(self, item: tuple[Frame, Prediction]) -> None:
+        """Save one JPEG, then drop the oldest beyond the limits."""
         frame, prediction = item
         stamp = datetime.fromtimestamp(frame.timestamp, timezone.utc).strftime("%Y%m%d-%H%M%S.%f")[:-3]
         label = re.sub(r"[^A-Za-z0-9]+", "-", prediction.best.label).strip("-")[:40] or "frame"
@@ -152,12 +148,10 @@ class Snapshots(Sink):
                                 [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise RuntimeError(f"JPEG encoding failed for a {frame.image.shape} frame")
-        partial = path.with_suffix(".part")
         try:
-            partial.write_bytes(jpeg.tobytes())
-            partial.replace(path)  # a reader never sees half a JPEG
+            with atomic.replaced(path) as partial:  # a reader never sees half a JPEG
+                partial.write_bytes(jpeg.tobytes())
         except OSError as e:
-            partial.unlink(missing_ok=True)
             if self.metrics is not None:
                 self.metrics.error("snapshots")
             if not self._failing:

@@ -7,8 +7,6 @@ so adding ten photos to a dataset costs ten forward passes, not a new run. Impor
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgecam.base import atomic
 from edgecam.base.errors import SourceError, UsageError
 from edgecam.base.imageio import read_rgb
 from edgecam.base.preprocess import center_crop_resize
 from edgecam.base.progress import Progress
 from edgecam.models import build, store
+from edgecam.models.nets.efficientnet_lite import EfficientNetLite
 from edgecam.training.dataset import Dataset, Sample
 
 log = logging.getLogger(__name__)
@@ -87,37 +87,36 @@ class Trunk(nn.Module):
     """The frozen part of the backbone: everything before the last `tail_blocks` blocks (all of
     `features()`, the pooled embedding, when no block is fine-tuned)."""
 
-    def __init__(self, net: nn.Module, tail_blocks: int) -> None:
+    def __init__(self, net: EfficientNetLite, tail_blocks: int) -> None:
         super().__init__()
         self.net = net
-        self.cut = len(net._blocks) - tail_blocks
+        self.cut = len(net.blocks) - tail_blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.cut == len(self.net._blocks):
+        if self.cut == len(self.net.blocks):
             return self.net.features(x)
-        x = self.net.act(self.net._bn0(self.net._conv_stem(x)))
-        for block in self.net._blocks[:self.cut]:
+        x = self.net.stem(x)
+        for block in self.net.blocks[:self.cut]:
             x = block(x)
         return x
 
 
 class Tail(nn.Module):
-    """The fine-tuned part: the last blocks, the head convolution and the pooling (the same modules
-    as in `net`, so training them trains the network that is exported)."""
+    """The fine-tuned part: the last blocks and the head (the same modules as in `net`, so training
+    them trains the network that is exported)."""
 
-    def __init__(self, net: nn.Module, tail_blocks: int) -> None:
+    def __init__(self, net: EfficientNetLite, tail_blocks: int) -> None:
         super().__init__()
         self.net = net
-        self.cut = len(net._blocks) - tail_blocks
+        self.cut = len(net.blocks) - tail_blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.net._blocks[self.cut:]:
+        for block in self.net.blocks[self.cut:]:
             x = block(x)
-        x = self.net.act(self.net._bn1(self.net._conv_head(x)))
-        return torch.flatten(self.net._avg_pooling(x), 1)
+        return self.net.head(x)
 
     def trainable(self) -> list[nn.Parameter]:
-        modules = [*self.net._blocks[self.cut:], self.net._conv_head, self.net._bn1]
+        modules = [*self.net.blocks[self.cut:], self.net.head]
         return [p for m in modules for p in m.parameters()]
 
 
@@ -134,7 +133,7 @@ class Backbone:
                              f"{store.untrained_message(spec)}")
         self.spec = spec
         self.net = build.network(spec)
-        blocks = len(self.net._blocks)
+        blocks = len(self.net.blocks)
         if not 0 <= tail_blocks <= blocks:
             raise UsageError(f"--finetune-blocks {tail_blocks}: {spec.name} has {blocks} blocks; "
                              f"give 0 to {blocks}")
@@ -163,14 +162,9 @@ def _load_cache(path: Path) -> dict[str, np.ndarray]:
 
 
 def _save_cache(path: Path, entries: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **entries)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    # np.savez adds ".npz" to a file name without it (the temporary one): it gets the open file.
+    with atomic.replaced(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, **entries)
 
 
 @dataclass

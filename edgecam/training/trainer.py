@@ -6,12 +6,11 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import re
 import tempfile
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgecam.base import atomic
 from edgecam.base.errors import EdgecamError, UsageError
+from edgecam.base.options import Settings
 from edgecam.models import build, store
 from edgecam.training import dataset
 from edgecam.training.features import Augment, Backbone, digests_of, extract, stacked
@@ -30,17 +31,10 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 BATCH = 32
 
 
-@dataclass(frozen=True)
-class Options:
-    base: str = "efficientnet_lite0"
-    out: str = "custom"
-    epochs: int = 30
-    val_split: float = 0.2
-    augment: Augment = Augment()
-    finetune_blocks: int = 0
-    lr: float = 3e-3
-    seed: int = 0
-    int8: bool = False  # also write NAME-int8, quantized with the training photos as calibration
+def augmentation(settings: Settings) -> Augment:
+    """The augmented copies --augment, --copies and --seed ask for (none with --augment none)."""
+    kinds = () if settings.augment == "none" else tuple(settings.augment.split(","))
+    return Augment(kinds, settings.copies if kinds else 0, settings.seed)
 
 
 @dataclass
@@ -73,24 +67,24 @@ def check_name(name: str) -> None:
 
 
 def fit(backbone: Backbone, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-        classes: int, options: Options, report: Callable[[Epoch], None]) -> tuple[nn.Linear, list[Epoch]]:
+        classes: int, settings: Settings, report: Callable[[Epoch], None]) -> tuple[nn.Linear, list[Epoch]]:
     """Train the head (and the tail blocks) with AdamW and a cosine schedule; `report(epoch)` is
     called after each epoch."""
-    torch.manual_seed(options.seed)
+    torch.manual_seed(settings.seed)
     x_train, y_train = (torch.from_numpy(a) for a in train)
     x_val, y_val = (torch.from_numpy(a) for a in val)
-    head = nn.Linear(backbone.net._fc.in_features, classes)
+    head = nn.Linear(backbone.net.classifier.in_features, classes)
     dropout = nn.Dropout(0.2)
     tail = backbone.tail if backbone.tail is not None else nn.Identity()
-    groups = [{"params": head.parameters(), "lr": options.lr}]
+    groups = [{"params": head.parameters(), "lr": settings.lr}]
     if backbone.tail is not None:
-        groups.append({"params": backbone.tail.trainable(), "lr": options.lr / 10})
+        groups.append({"params": backbone.tail.trainable(), "lr": settings.lr / 10})
     optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
-    steps = options.epochs * -(-len(x_train) // BATCH)
+    steps = settings.epochs * -(-len(x_train) // BATCH)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     loss_of = nn.CrossEntropyLoss(label_smoothing=0.1)
     history = []
-    for number in range(1, options.epochs + 1):
+    for number in range(1, settings.epochs + 1):
         head.train()
         total, correct = 0.0, 0
         for batch in torch.randperm(len(x_train)).split(BATCH):
@@ -142,9 +136,7 @@ def register(name: str, entry: dict[str, object]) -> None:
         # JSON strings, numbers and lists of them are valid TOML values.
         lines += [f"{key} = {json.dumps(value)}" for key, value in fields.items()]
         lines.append("")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, "\n".join(lines))
     store.manifest.cache_clear()
 
 
@@ -157,12 +149,12 @@ def interleaved(samples: list[dataset.Sample]) -> list[Path]:
     return [path for group in rounds for path in group if path is not None]
 
 
-def deploy(backbone: Backbone, head: nn.Linear, classes: list[str], options: Options,
+def deploy(backbone: Backbone, head: nn.Linear, classes: list[str], settings: Settings,
            calibration: list[Path], details: dict[str, object]) -> Path:
     """The trained network as a named model: NAME.onnx, NAME.labels.txt and a manifest entry (and
     NAME-int8 with --int8)."""
-    base, name = backbone.spec, options.out
-    backbone.net._fc = head
+    base, name = backbone.spec, settings.out
+    backbone.net.classifier = head
     model = build.Preprocessed(backbone.net.eval(), base.mean, base.std).eval()
     root = store.cache_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -175,17 +167,19 @@ def deploy(backbone: Backbone, head: nn.Linear, classes: list[str], options: Opt
     entry = {"labels": labels.name, "input": base.input, "base": base.name, "classes": len(classes),
              **details}
     register(name, {"path": path.name, **entry})
-    if options.int8:
+    if settings.int8:
         register(f"{name}-int8", {"path": quantized(spec, calibration).name, **entry})
     return path
 
 
-def train(root: Path, options: Options, report: Callable[[Epoch], None]) -> Result:
-    """Everything `edgecam train` does: features, fit, export, register. The training and validation
-    images are DATASET/train and DATASET/val when the dataset comes split, else a stratified random
-    split of the readable images."""
+def train(root: Path, settings: Settings, report: Callable[[Epoch], None]) -> Result:
+    """Everything `edgecam train` does: features, fit, export, register. `settings`: those of
+    edgecam.training.OPTIONS. The training and validation images are DATASET/train and DATASET/val
+    when the dataset comes split, else a stratified random split of the readable images."""
     started = time.monotonic()
-    check_name(options.out)
+    settings = replace(settings, out=settings.out or root.resolve().name)
+    check_name(settings.out)
+    augment = augmentation(settings)
     by_hand = dataset.is_split(root)
     if by_hand:
         train_set = dataset.scan(root / "train")
@@ -194,7 +188,7 @@ def train(root: Path, options: Options, report: Callable[[Epoch], None]) -> Resu
     else:
         images = dataset.scan(root)
         dataset.check_trainable(images)
-    backbone = Backbone(store.get(options.base), options.finetune_blocks)
+    backbone = Backbone(store.get(settings.base), settings.finetune_blocks)
     digests = digests_of(images)
     plain = extract(backbone, images, Augment(), digests, "features")
     if plain.unreadable:
@@ -211,15 +205,15 @@ def train(root: Path, options: Options, report: Callable[[Epoch], None]) -> Resu
     else:
         usable = readable(images)
         dataset.check_trainable(usable)
-        train_set, val_set = dataset.split(usable, options.val_split, options.seed)
+        train_set, val_set = dataset.split(usable, settings.val_split, settings.seed)
     sources = [plain.values]
-    if options.augment.copies:
-        sources.append(extract(backbone, train_set, options.augment, digests,
-                               f"features ({options.augment.copies} augmented copies)").values)
+    if augment.copies:
+        sources.append(extract(backbone, train_set, augment, digests,
+                               f"features ({augment.copies} augmented copies)").values)
     head, history = fit(backbone, stacked(train_set.samples, *sources),
-                        stacked(val_set.samples, plain.values), len(images.classes), options, report)
+                        stacked(val_set.samples, plain.values), len(images.classes), settings, report)
     details = {"val_accuracy": round(history[-1].val_accuracy, 4), "train_images": len(train_set.samples),
                "val_images": len(val_set.samples), "dataset": str(root.resolve())}
-    path = deploy(backbone, head, images.classes, options, interleaved(train_set.samples), details)
-    return Result(options.out, path, images.classes, history, len(train_set.samples),
+    path = deploy(backbone, head, images.classes, settings, interleaved(train_set.samples), details)
+    return Result(settings.out, path, images.classes, history, len(train_set.samples),
                   len(val_set.samples), len(plain.unreadable), time.monotonic() - started)
