@@ -6,7 +6,7 @@ import importlib
 import logging
 import pkgutil
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from edgecam import __version__, commands
 from edgecam.base.errors import EdgecamError

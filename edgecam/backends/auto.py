@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from edgecam.backends import timing
 from edgecam.base import atomic
@@ -68,12 +68,12 @@ def choose(spec: store.ModelSpec, threads: int, allow_untrained: bool = False) -
         if "median_ms" not in result:
             log.info("--backend auto: %s cannot run here: %s", name, result.get("error"))
             continue
-        agreement = sum(a == b for a, b in zip(result["top1"], reference)) / len(reference)
+        agreement = sum(a == b for a, b in zip(result["top1"], reference, strict=True)) / len(reference)
         measured[name] = {"median_ms": round(result["median_ms"], 3), "agreement": agreement}
     passing = {n: m for n, m in measured.items() if m["agreement"] >= MIN_AGREEMENT}
     best = min(passing, key=lambda n: passing[n]["median_ms"])
     remember(key, {"backend": best, "measured": measured,
-                   "when": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                   "when": datetime.now(UTC).isoformat(timespec="seconds")})
     log.info("--backend auto: %s is fastest for %s here (%s)", best, spec.name,
              ", ".join(f"{n} {m['median_ms']:.1f} ms" for n, m in measured.items()))
     return best

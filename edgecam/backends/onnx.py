@@ -75,7 +75,7 @@ class OnnxBackend(Backend):
                 return ort.InferenceSession(
                     str(cached), self._options(threads, ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
                     providers=["CPUExecutionProvider"])
-            except Exception:  # a torn or stale cache file: drop it and optimise again
+            except Exception:  # noqa: BLE001 - a torn or stale cache file: drop it and optimise again
                 log.warning("cached optimised graph %s is unusable: optimising %s again", cached, path)
                 cached.unlink(missing_ok=True)
         options = self._options(threads, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
@@ -87,7 +87,7 @@ class OnnxBackend(Backend):
                 pass
         try:
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types for bad files
+        except Exception as e:  # noqa: BLE001 - onnxruntime has its own exception types
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ModelError(f"model file {path} cannot be loaded by onnxruntime ({reason}): "
                              "rebuild it with `edgecam models build`") from None

@@ -9,7 +9,7 @@ import resource
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def measure(model: str, backend: str, threads: int, runs: int, allow_untrained: 
     return {
         "model": model, "backend": backend, "threads": threads, "runs": runs,
         "median_ms": latencies[len(latencies) // 2],
-        "p95_ms": latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))],
+        "p95_ms": latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))],
         "load_s": load_seconds, "top1": top1,
         "peak_rss_mb": peak_rss_mb(),
     }

@@ -23,7 +23,8 @@ def physical_cores(cpus: set[int] | None = None, sysfs: Path = Path("/sys/device
     core's second hardware thread shares its vector units, so a CNN gains nothing from it and its
     threads then wait for each other. Each CPU counts as a core where the topology is not known."""
     if cpus is None:
-        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+        everything = set(range(os.cpu_count() or 1))
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else everything
     cores = set()
     for cpu in cpus:
         try:

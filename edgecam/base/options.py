@@ -8,9 +8,10 @@ import argparse
 import functools
 import re
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, make_dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, TypeVar, get_type_hints
+from typing import Any, ClassVar, TypeVar, get_type_hints
 
 from edgecam.base.errors import UsageError
 

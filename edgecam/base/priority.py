@@ -5,6 +5,7 @@ boundary, and nicer helpers are meant to fill those. How promptly a waking onnxr
 its core back is the other half: see Yielding."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -28,10 +29,8 @@ def run_nicer(steps: int) -> None:
     if sys.platform != "linux":
         return
     tid = threading.get_native_id()
-    try:
+    with contextlib.suppress(OSError):  # a sandbox that forbids it: run at the same priority
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
-    except OSError:  # a sandbox that forbids it: run at the same priority
-        pass
 
 
 @functools.cache

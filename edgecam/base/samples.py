@@ -30,7 +30,7 @@ def photos() -> dict[str, np.ndarray]:
     if found is None or not found.submodule_search_locations:
         raise SourceError("the demo source renders photos from scikit-image: "
                           "pip install 'edgecam[demo]' (or pip install scikit-image)")
-    folder = Path(list(found.submodule_search_locations)[0]) / "data"
+    folder = Path(next(iter(found.submodule_search_locations))) / "data"
     result = {}
     for name, file in FILES.items():
         bgr = cv2.imread(str(folder / file), cv2.IMREAD_COLOR)

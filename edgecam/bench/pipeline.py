@@ -170,7 +170,7 @@ def benchmark(model: str, backend: str, threads: int, frames: int, rounds: int =
                            f"of {rounds} rounds")
     stages = dict(summary.stages)
     stages["sinks"] -= measured.paused
-    ratios = [p / a for p, a in zip(measured.pipeline_fps, measured.alone_fps)]
+    ratios = [p / a for p, a in zip(measured.pipeline_fps, measured.alone_fps, strict=True)]
     return {"model": model, "backend": backend, "threads": threads, "frames": frames,
             "rounds": rounds, "source": "1280x720 frames in memory", "log": log, "preview": preview,
             "inference_fps": statistics.median(measured.alone_fps),
@@ -190,7 +190,8 @@ def table(report: dict) -> str:
         report["ratio"], 0, report["ratio"])
     return (f"{report['model']} on {report['backend']} ({report['threads']} threads), "
             f"{report['rounds']} rounds of {report['frames']} frames, log "
-            f"{'on' if report['log'] else 'off'}, preview {'on with a viewer' if report['preview'] else 'off'}\n"
+            f"{'on' if report['log'] else 'off'}, "
+            f"preview {'on with a viewer' if report['preview'] else 'off'}\n"
             f"inference alone  {report['inference_fps']:.1f} FPS (median of the rounds)\n"
             f"whole pipeline   {report['pipeline_fps']:.1f} FPS (median of the rounds)\n"
             f"ratio            {report['ratio']:.3f} (median of the rounds' ratios; quartiles "

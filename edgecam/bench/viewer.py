@@ -4,6 +4,7 @@ MJPEG stream until it is terminated: it prints `watching` once the stream is ope
 how many bytes it received."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
@@ -31,8 +32,6 @@ class Watcher:
 if __name__ == "__main__":
     watcher = Watcher(sys.argv[1])
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # terminate: stop reading, report
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         watcher.watch()
-    except KeyboardInterrupt:
-        pass
     print(watcher.received)

@@ -35,7 +35,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk,
                                  settings.allow_untrained)
     results = []
-    for path, image in zip(args.images, images):
+    for path, image in zip(args.images, images, strict=True):
         prediction = classifier.classify(image)
         results.append({"image": path, "model": prediction.model, "backend": prediction.backend,
                         "inference_ms": round(prediction.inference_ms, 3),

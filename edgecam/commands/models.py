@@ -106,7 +106,7 @@ def auto_choices() -> dict[str, str]:
 def cmd_list(args: argparse.Namespace) -> int:
     from edgecam.models import store
 
-    specs = [s for s in store.manifest().values()]
+    specs = list(store.manifest().values())
     profiles = _profiles(specs)
     chosen = auto_choices()
     rows = []
@@ -192,7 +192,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.weights is not None:
         weights.pull(spec, args.weights)
     if store.weights_id(spec) is None:
-        log.warning(store.untrained_message(spec) + "; building it with untrained (random) weights")
+        log.warning("%s; building it with untrained (random) weights", store.untrained_message(spec))
     kinds = ["onnx"] + (["torchscript"] if args.torchscript else []) + (["onnx-int8"] if args.int8 else [])
     for kind in kinds:
         path = store.artifact_path(spec, kind)

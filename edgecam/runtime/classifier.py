@@ -35,7 +35,7 @@ class Classifier:
 
     @classmethod
     def load(cls, spec: store.ModelSpec, backend: str, threads: int, topk: int,
-             allow_untrained: bool = False) -> "Classifier":
+             allow_untrained: bool = False) -> Classifier:
         return cls(spec, backends.load(backend, spec, threads, allow_untrained), topk)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:

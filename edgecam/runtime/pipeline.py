@@ -7,8 +7,8 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import cv2
 
@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 
 
 OPTIONS = [
-    Option("source", text, "demo", "what to classify: picam:N, usb:N, csi://N, rtsp://…, http://…, a file, a folder or demo",
-           metavar="URI"),
+    Option("source", text, "demo", "what to classify: picam:N, usb:N, csi://N, rtsp://…, http://…, a "
+           "file, a folder or demo", metavar="URI"),
     Option("model", text, "efficientnet_lite0", "a model name (edgecam models list) or an .onnx file",
            metavar="NAME"),
     Option("labels", optional(text), None, "class names file for a model given as an .onnx file",

@@ -6,8 +6,8 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -84,7 +84,7 @@ class Prefetcher:
                 self.clock.add("preprocess", time.perf_counter() - read)
                 self._put(item)
                 self._busy = False
-        except BaseException as e:  # raised again in the consumer's thread
+        except BaseException as e:  # noqa: BLE001 - raised again in the consumer's thread
             self._error = e
         finally:
             self._busy = False

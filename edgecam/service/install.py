@@ -14,9 +14,10 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, TextIO
+from typing import Any, TextIO
 
 from edgecam.base import atomic, options
 from edgecam.base.errors import EdgecamError, UsageError
@@ -300,7 +301,7 @@ class Installer:
 
     def command(self, *argv: str) -> Step:
         def do() -> None:
-            result = subprocess.run(argv, capture_output=True, text=True)
+            result = subprocess.run(argv, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 reason = " ".join((result.stderr or result.stdout).split()) or f"exit {result.returncode}"
                 raise EdgecamError(f"{shlex.join(argv)} failed: {reason}")

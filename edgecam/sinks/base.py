@@ -7,8 +7,9 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from datetime import datetime, timezone
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 from edgecam.base import priority
 from edgecam.base.frame import Frame, Prediction, Stamp
@@ -47,7 +48,7 @@ def record(frame: Frame | Stamp, prediction: Prediction) -> dict:
     """The result of one frame as the logs and messages carry it; `event` when an event filter
     passed it on (see edgecam.sinks.events)."""
     result = {
-        "time": datetime.fromtimestamp(frame.timestamp, timezone.utc).isoformat(timespec="milliseconds"),
+        "time": datetime.fromtimestamp(frame.timestamp, UTC).isoformat(timespec="milliseconds"),
         "frame": frame.index,
         "source": frame.source,
         "model": prediction.model,

@@ -10,7 +10,7 @@ import logging
 import re
 from collections import defaultdict, deque
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -141,7 +141,7 @@ class Snapshots(ThreadedSink[tuple[Frame, Prediction]]):
     def handle(self, item: tuple[Frame, Prediction]) -> None:
         """Save one JPEG, then drop the oldest beyond the limits."""
         frame, prediction = item
-        stamp = datetime.fromtimestamp(frame.timestamp, timezone.utc).strftime("%Y%m%d-%H%M%S.%f")[:-3]
+        stamp = datetime.fromtimestamp(frame.timestamp, UTC).strftime("%Y%m%d-%H%M%S.%f")[:-3]
         label = re.sub(r"[^A-Za-z0-9]+", "-", prediction.best.label).strip("-")[:40] or "frame"
         path = self.folder / f"{stamp}_{frame.index}_{label}.jpg"
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR),

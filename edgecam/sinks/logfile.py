@@ -10,6 +10,7 @@ complete line stays a valid record. When writing fails, the log warns once, drop
 inference goes on, and tries the file again every second."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -142,10 +143,8 @@ class LogFile(ThreadedSink[tuple[Stamp, Prediction]]):
                 written += os.write(self._fd, data[written:])
         except OSError:
             if written:
-                try:
+                with contextlib.suppress(OSError):  # else the next open ends the unfinished line
                     os.ftruncate(self._fd, self._size)
-                except OSError:
-                    pass  # the next open sees the unfinished line and ends it
             raise
         self._size += written
 
@@ -192,8 +191,6 @@ class LogFile(ThreadedSink[tuple[Stamp, Prediction]]):
 
     def _close_file(self) -> None:
         if self._fd is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self._fd)
-            except OSError:
-                pass
             self._fd = None

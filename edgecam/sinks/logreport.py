@@ -2,6 +2,7 @@
 and as one picture (a label timeline, the top-1 score, latency and FPS, counts per label)."""
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 from collections import Counter
@@ -37,7 +38,7 @@ class LogHistory:
 
     def segments(self) -> list[Segment]:
         result: list[Segment] = []
-        for time, label in zip(self.times, self.labels):
+        for time, label in zip(self.times, self.labels, strict=True):
             if result and result[-1].label == label:
                 last = result[-1]
                 result[-1] = Segment(label, last.start, time, last.records + 1)
@@ -96,7 +97,8 @@ def summary_text(report: LogHistory, timeline_rows: int = 20) -> str:
         lines.append(f"{report.unreadable} unreadable lines skipped (a crash cuts at most one short)")
     lines += ["", "top-1 label              records   share  mean score"]
     for label, count in report.counts.most_common():
-        mean = statistics.fmean(s for lab, s in zip(report.labels, report.scores) if lab == label)
+        scores = zip(report.labels, report.scores, strict=True)
+        mean = statistics.fmean(s for lab, s in scores if lab == label)
         lines.append(f"{label[:24]:<24} {count:>8} {count / len(report.labels):>7.1%} {mean:>11.3f}")
     latency = report.latency_ms
     lines += ["", f"inference: median {statistics.median(latency):.1f} ms, p90 "
@@ -105,7 +107,7 @@ def summary_text(report: LogHistory, timeline_rows: int = 20) -> str:
               f"frame rate: median {statistics.median(report.fps):.1f} FPS, min {min(report.fps):.1f}, "
               f"max {max(report.fps):.1f}", "", "timeline"]
     segments = report.segments()
-    for segment, after in zip(segments[:timeline_rows], segments[1:timeline_rows + 1] + [None]):
+    for segment, after in itertools.islice(itertools.pairwise([*segments, None]), timeline_rows):
         # A label held from its first record until the next label's first record.
         length = ((after.start if after else segment.end) - segment.start).total_seconds()
         lines.append(f"  {segment.start:%H:%M:%S}  {_duration(length):>9}  {segment.label} "
@@ -133,7 +135,7 @@ def plot(report: LogHistory, out: Path, max_labels: int = 10) -> None:
     rows = shown + ([other] if len(report.counts) > len(shown) else [])
     times = mdates.date2num(report.times)
     # A record stands for the time until the next one (the last one for the median gap).
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     typical = statistics.median(gaps) if gaps else 1 / 86400
     widths = [min(g, 5 * typical) for g in gaps] + [typical]
 
@@ -145,7 +147,8 @@ def plot(report: LogHistory, out: Path, max_labels: int = 10) -> None:
     counts = figure.add_subplot(grid[:, 1])
 
     for row, label in enumerate(rows):
-        spans = [(t, w) for t, w, lab in zip(times, widths, report.labels) if name.get(lab, other) == label]
+        spans = [(t, w) for t, w, lab in zip(times, widths, report.labels, strict=True)
+                 if name.get(lab, other) == label]
         timeline.broken_barh(spans, (row - 0.4, 0.8), color=colours[label])
     timeline.set_yticks(range(len(rows)), rows)
     timeline.invert_yaxis()

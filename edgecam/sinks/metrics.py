@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 from edgecam.base.frame import Frame, Prediction
 from edgecam.sinks.base import Sink
@@ -71,7 +71,7 @@ class Metrics(Sink):
                 "# HELP edgecam_inference_seconds time the network took per frame",
                 "# TYPE edgecam_inference_seconds histogram",
                 *(f'edgecam_inference_seconds_bucket{{le="{bound}"}} {count}'
-                  for bound, count in zip(BUCKETS, self.buckets)),
+                  for bound, count in zip(BUCKETS, self.buckets, strict=True)),
                 f'edgecam_inference_seconds_bucket{{le="+Inf"}} {self.frames}',
                 f"edgecam_inference_seconds_sum {self.latency_sum:.6f}",
                 f"edgecam_inference_seconds_count {self.frames}",

@@ -115,7 +115,7 @@ class Mqtt(ThreadedSink[tuple[Frame, Prediction]]):
                     and self.metrics is not None:
                 self.metrics.error("mqtt")
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self._warn(f"broker {self.url.shown} refused the connection ({reason_code}): check the "
                        "user name, password and topic permissions")
@@ -127,7 +127,7 @@ class Mqtt(ThreadedSink[tuple[Frame, Prediction]]):
         if self.discovery:
             self._announce()  # on each connect: a restarted broker may have forgotten it
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code != 0:
             self._warn(f"lost the broker {self.url.shown} ({reason_code}): retrying in the "
                        "background; classification goes on")

@@ -138,7 +138,7 @@ class Preview(Sink):
                 self._new_frame.wait_for(lambda: self._stopping, max(0.0, next_time - time.monotonic()))
                 self._encoder_waiting = True
                 self._new_frame.wait_for(
-                    lambda: self._stopping or (self._version != encoded and self.viewers > 0))
+                    lambda encoded=encoded: self._stopping or (self._version != encoded and self.viewers > 0))
                 self._encoder_waiting = False
                 if self._stopping:
                     return
@@ -285,5 +285,5 @@ class PreviewHandler(BaseHTTPRequestHandler):
             self.preview.watch(-1)
         self.close_connection = True
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the stdlib's name)
-        log.debug("web preview %s: " + format, self.client_address[0], *args)
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("web preview %s: %s", self.client_address[0], format % args)

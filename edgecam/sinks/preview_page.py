@@ -36,7 +36,9 @@ const token = new URLSearchParams(location.search).get("token");
 const withToken = (url) => token ? url + "?token=" + encodeURIComponent(token) : url;
 const img = document.getElementById("stream");
 img.src = withToken("stream.mjpg");
-img.onerror = () => setTimeout(() => { img.src = withToken("stream.mjpg") + (token ? "&" : "?") + Date.now(); }, 1000);
+img.onerror = () => setTimeout(() => {
+  img.src = withToken("stream.mjpg") + (token ? "&" : "?") + Date.now();
+}, 1000);
 
 const shot = document.getElementById("shot");
 shot.onclick = async () => {

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 from edgecam.base.frame import Frame, Prediction
 from edgecam.sinks.base import Sink
@@ -39,7 +39,7 @@ class NotifySocket:
         self._failing = False
 
     @classmethod
-    def from_env(cls) -> "NotifySocket | None":
+    def from_env(cls) -> NotifySocket | None:
         address = os.environ.get("NOTIFY_SOCKET", "")
         if not address:
             return None

@@ -7,8 +7,9 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, TypeVar
+from typing import ClassVar, TypeVar
 
 import cv2
 import numpy as np
@@ -41,7 +42,7 @@ class Source(ABC):
     def interrupt(self) -> None:  # noqa: B027 (an optional hook)
         """Make a read() that is waiting for a frame return None (a stop was requested)."""
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         self.open()
         return self
 
@@ -57,7 +58,8 @@ class Orientation:
     hflip: bool = False
     vflip: bool = False
 
-    ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    ROTATE: ClassVar[dict[int, int]] = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
+                                        270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         if self.hflip and self.vflip:
@@ -153,7 +155,7 @@ class LiveSource(Source):
                 try:
                     image = self._device(self._grab)
                     reason = "the connection closed, or no frame came within the read timeout"
-                except Exception as e:  # any device failure is an outage, survived alike
+                except Exception as e:  # noqa: BLE001 - any device failure is an outage, survived alike
                     image, reason = None, _describe(e)
                 if image is not None:
                     if outage is not None:
@@ -171,7 +173,7 @@ class LiveSource(Source):
                                 reason, give_up)
                 self._release()
                 connected = False
-        except BaseException as e:  # handed to the reader, which raises it in the main thread
+        except BaseException as e:  # noqa: BLE001 - the reader raises it in the main thread
             self._error = e
         finally:
             with self._condition:
@@ -196,7 +198,7 @@ class LiveSource(Source):
         outage.attempts += 1
         try:
             self._device(self._connect)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a failed connect is an outage too, retried
             outage.reason, outage.advised = _describe(e), isinstance(e, SourceError)
             outage.delay = min(outage.delay * 2, BACKOFF_CAP)
             log.debug("source %s: reconnect attempt %d failed: %s", self.uri, outage.attempts,
@@ -207,7 +209,7 @@ class LiveSource(Source):
     def _release(self) -> None:
         try:
             self._device(self._disconnect)
-        except Exception as e:  # a device that went away may fail to close; it is gone anyway
+        except Exception as e:  # noqa: BLE001 - a device that went away may fail to close
             log.debug("source %s: closing after a failure: %s", self.uri, _describe(e))
 
     def _name(self) -> str:

@@ -81,7 +81,7 @@ def pi_cameras() -> list[Camera]:
         from picamera2 import Picamera2
 
         found = Picamera2.global_camera_info()
-    except Exception as e:  # a broken libcamera install must not hide the other cameras
+    except Exception as e:  # noqa: BLE001 - a broken libcamera must not hide other cameras
         log.warning("picamera2 is installed but cannot list cameras: %s", " ".join(str(e).split()))
         return []
     return [Camera(f"picam:{number}", str(info.get("Id", "")), str(info.get("Model", "camera")))

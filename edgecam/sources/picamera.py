@@ -59,7 +59,7 @@ class PiCameraSource(LiveSource):
         try:
             camera.configure(self._configuration(camera))
             camera.start()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - libcamera's errors have no common type
             camera.close()
             raise SourceError(f"camera {self.uri} cannot be started: {e}") from None
         self._camera = camera

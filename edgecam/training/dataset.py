@@ -35,7 +35,7 @@ class Dataset:
     def counts(self) -> Counter[int]:
         return Counter(s.label for s in self.samples)
 
-    def subset(self, samples: list[Sample]) -> "Dataset":
+    def subset(self, samples: list[Sample]) -> Dataset:
         return Dataset(self.root, self.classes, samples)
 
 

@@ -58,7 +58,7 @@ class Evaluation:
             "classes": [{"label": name, "precision": number(p), "recall": number(r),
                          "images": int(n)}
                         for name, p, r, n in zip(self.classes, self.precision(), self.recall(),
-                                                 self.matrix.sum(axis=1))],
+                                                 self.matrix.sum(axis=1), strict=True)],
             "confusion": self.matrix.tolist(),
         }
 
@@ -93,7 +93,7 @@ def evaluate(root: Path, spec: store.ModelSpec, backend: str, threads: int) -> E
     shown = sorted(set(truth) | set(predicted))
     position = {label: i for i, label in enumerate(shown)}
     matrix = np.zeros((len(shown), len(shown)), dtype=np.int64)
-    for t, p in zip(truth, predicted):
+    for t, p in zip(truth, predicted, strict=True):
         matrix[position[t], position[p]] += 1
     return Evaluation(spec.name, root, [labels[i] for i in shown], matrix, unreadable)
 

@@ -10,9 +10,9 @@ import re
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
