@@ -1,6 +1,7 @@
 """Shared fixtures: one model cache per test session (models are built once), the CLI as a user
 runs it (a subprocess), real sample photos, and `require`: the one way a test says which outside
-program (or module) it needs."""
+program (or module) it needs. Also the fixtures several test modules use: a model cache of a test's
+own, a tiny disk to fill, and RTSP and HTTP stream servers."""
 from __future__ import annotations
 
 import functools
@@ -8,13 +9,15 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 import cv2
 import numpy as np
@@ -99,7 +102,7 @@ def edgecam(*args: str, timeout: float = 300, env: dict | None = None,
     full_env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     full_env.update(env or {})
     result = subprocess.run([sys.executable, "-m", "edgecam", *args], capture_output=True, text=True,
-                            timeout=timeout, env=full_env)
+                            timeout=timeout, env=full_env, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"edgecam {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
@@ -140,3 +143,172 @@ def photo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         cv2.imwrite(str(path), cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR))
         files[name] = path
     return files
+
+
+# --- a model cache of the test's own (test_faults, test_faults_signals) ---------------------------
+
+MODEL = "efficientnet_lite0"
+MODEL_FILES = (f"{MODEL}.onnx", f"{MODEL}.onnx.json")
+
+
+def copy_cache(model_cache: Path, cache: Path) -> Path:
+    """`cache` holding a copy of the session's built model (built there first if needed)."""
+    edgecam("models", "build", MODEL, check=True)
+    cache.mkdir()
+    for name in MODEL_FILES:
+        shutil.copy(model_cache / name, cache / name)
+    return cache
+
+
+@pytest.fixture
+def cache(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """EDGECAM_CACHE for this test only: a copy of the built model, free to corrupt."""
+    monkeypatch.setenv("EDGECAM_CACHE", str(copy_cache(model_cache, tmp_path / "cache")))
+    return tmp_path / "cache"
+
+
+# --- a tiny disk to fill (test_logs, test_faults) -------------------------------------------------
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 256 KiB tmpfs of our own, to fill up for real."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    require("mount", "mount")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+# --- stream servers on loopback (test_streams, test_faults) ---------------------------------------
+
+CLIP_SIZE = (640, 360)  # SYSTEM_PYTHON runs the RTSP server: python3-gi and GStreamer come from apt
+# What the RTSP server's pipeline (below) is made of, and the Debian package of each element.
+RTSP_ELEMENTS = {"filesrc": "libgstreamer1.0-0", "qtdemux": "gstreamer1.0-plugins-good",
+                 "h264parse": "gstreamer1.0-plugins-bad", "rtph264pay": "gstreamer1.0-plugins-good"}
+HAS_ELEMENT = """
+import sys, gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+sys.exit(Gst.ElementFactory.find({!r}) is None)
+"""
+
+RTSP_SERVER = """
+import sys
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer
+
+port, clip = sys.argv[1], sys.argv[2]
+Gst.init(None)
+server = GstRtspServer.RTSPServer()
+server.set_address("127.0.0.1")
+server.set_service(port)
+factory = GstRtspServer.RTSPMediaFactory()
+# The H.264 of the file as it is, paced by the server's clock: a camera's stream, with no encoder.
+factory.set_launch(f"( filesrc location={clip} ! qtdemux ! h264parse ! "
+                   "rtph264pay name=pay0 pt=96 config-interval=1 )")
+server.get_mount_points().add_factory("/clip", factory)
+if not server.attach(None):
+    sys.exit(f"cannot listen on port {port}")
+GLib.MainLoop().run()
+"""
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 s of the demo clip (real photos) at 30 fps, H.264 in MP4, as a camera would stream it."""
+    from edgecam.base.samples import DemoClip
+
+    require("ffmpeg", "ffmpeg")
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    demo = DemoClip(*CLIP_SIZE)
+    encoder = subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+         "-s", "{}x{}".format(*CLIP_SIZE), "-r", "30", "-i", "-", "-c:v", "libx264",
+         "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p", str(path)],
+        stdin=subprocess.PIPE)
+    assert encoder.stdin is not None
+    for index in range(len(demo)):
+        encoder.stdin.write(demo.frame(index).tobytes())
+    encoder.stdin.close()
+    assert encoder.wait(timeout=120) == 0
+    return path
+
+
+def serving(port: int) -> bool:
+    """Whether a server on 127.0.0.1:port listens or already has its client (edgecam, reconnecting,
+    may be quicker than this poll), read from /proc: a test connection would be taken as the one
+    client FFmpeg's HTTP server serves."""
+    wanted = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == wanted and fields[3] in ("0A", "01"):  # LISTEN, ESTABLISHED
+            return True
+    return False
+
+
+class Server:
+    """A stream server process that a test can start, freeze, kill and start again."""
+
+    def __init__(self, kind: str, clip: Path, folder: Path) -> None:
+        from edgecam.bench.pipeline import free_port
+
+        self.kind, self.clip, self.port = kind, clip, free_port()
+        self.script = folder / "rtsp_server.py"
+        self.script.write_text(RTSP_SERVER)
+        self.process: subprocess.Popen | None = None
+        path = "clip" if kind == "rtsp" else "cam.mjpg"
+        self.uri = f"{kind}://127.0.0.1:{self.port}/{path}"
+
+    def command(self) -> list[str]:
+        if self.kind == "rtsp":
+            return [SYSTEM_PYTHON, str(self.script), str(self.port), str(self.clip)]
+        # One client per process (-listen 1): the test starts it again after a client left.
+        return ["ffmpeg", "-hide_banner", "-loglevel", "quiet", "-re", "-stream_loop", "-1",
+                "-i", str(self.clip), "-an", "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg",
+                "-listen", "1", self.uri]
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL)
+        wait_for(lambda: serving(self.port) or self.process.poll() is not None, 30,
+                 f"{self.kind} server on port {self.port}")
+        assert self.process.poll() is None, f"{self.kind} server exited {self.process.returncode}"
+
+    def freeze(self) -> None:
+        """Keep the connection open and send nothing: a hung camera or server."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def require_rtsp_server() -> None:
+    """Debian's python3 with gi, GStreamer's RTSP server and the elements of its pipeline."""
+    require_module("gi", "python3-gi", python=SYSTEM_PYTHON)
+    require_module("gi.repository.GstRtspServer", "gir1.2-gst-rtsp-server-1.0", python=SYSTEM_PYTHON)
+    for element, package in RTSP_ELEMENTS.items():
+        if not runs_in(SYSTEM_PYTHON, HAS_ELEMENT.format(element)):
+            needs(f"the GStreamer element {element}", package)
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    if request.param == "rtsp":
+        require_rtsp_server()
+    require("ffmpeg", "ffmpeg")  # makes the clip, and is the HTTP server
+    running = Server(request.param, request.getfixturevalue("clip"), tmp_path)
+    running.start()
+    yield running
+    running.kill()

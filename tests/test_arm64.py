@@ -54,7 +54,7 @@ def emulated(*args: str, src: Path, timeout: float) -> subprocess.CompletedProce
     env.update(EDGECAM_SRC=str(src), ARM64_CACHE=str(CACHE))
     # Not from the checkout: `python -m` puts the working directory first on sys.path.
     result = subprocess.run([str(TOOL), "--req", str(REQUIREMENTS), "--", *args], capture_output=True,
-                            text=True, timeout=timeout, env=env, cwd=src)
+                            text=True, timeout=timeout, env=env, cwd=src, check=False)
     if result.returncode != 0:
         pytest.fail(f"aarch64 python {' '.join(args)[:80]} exited {result.returncode}:\n"
                     f"{result.stderr[-3000:]}")
@@ -72,7 +72,7 @@ def arm64(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
                             str(work / "wheel"), str(checkout)], capture_output=True, text=True,
-                           timeout=300)
+                           timeout=300, check=False)
     if built.returncode != 0:
         pytest.fail(f"pip wheel of the checkout failed:\n{built.stderr[-3000:]}")
     src = work / "site"

@@ -16,7 +16,7 @@ def test_auto_measures_once_keeps_the_fastest_and_models_list_shows_it(
     assert first.returncode == 0, first.stderr
     assert "measuring efficientnet_lite0" in first.stderr
     choices = json.loads((model_cache / "auto.json").read_text())
-    (key, choice), = [(k, v) for k, v in choices.items() if k.startswith("efficientnet_lite0|")]
+    (_key, choice), = [(k, v) for k, v in choices.items() if k.startswith("efficientnet_lite0|")]
     measured = choice["measured"]
     assert {"onnx", "onnx-int8"} <= set(measured)
     accurate = {name: m for name, m in measured.items() if m["agreement"] >= 0.875}

@@ -35,7 +35,7 @@ def test_latency_bench_reports_every_backend_against_the_machine_and_torch_eager
         assert abs(row["params"] / 4.65e6 - 1) < 0.03 and abs(row["macs"] / 385e6 - 1) < 0.05
         assert f"| efficientnet_lite0 | {backend} |" in result.stdout
     # every backend sees the same content in the same frames (the int8 model may differ once)
-    assert sum(a != b for a, b in zip(rows["onnx"]["top1"], rows["onnx-int8"]["top1"])) <= 1
+    assert sum(a != b for a, b in zip(rows["onnx"]["top1"], rows["onnx-int8"]["top1"], strict=True)) <= 1
     assert rows["onnx"]["top1"] == rows["torch-eager"]["top1"] == rows["opencv-dnn"]["top1"]
     # built beforehand, so the onnxruntime processes never held torch (a build imports it)
     assert rows["onnx"]["peak_rss_mb"] < rows["torch-eager"]["peak_rss_mb"] * 0.6
@@ -53,7 +53,7 @@ def test_pipeline_bench_pairs_the_whole_loop_with_inference_alone_in_one_run(
     assert report["log"] and report["preview"] and report["source"] == "1280x720 frames in memory"
     alone, whole = report["inference_fps_runs"], report["pipeline_fps_runs"]
     assert len(alone) == len(whole) == 3
-    assert report["ratio_runs"] == pytest.approx([w / a for w, a in zip(whole, alone)])
+    assert report["ratio_runs"] == pytest.approx([w / a for w, a in zip(whole, alone, strict=True)])
     assert report["ratio"] == pytest.approx(statistics.median(report["ratio_runs"]))
     assert report["inference_fps"] == pytest.approx(statistics.median(alone))
     run = report["pipeline"]

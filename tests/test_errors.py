@@ -63,7 +63,7 @@ def test_corrupt_cached_model_is_detected_and_rebuilt(tmp_path: Path, model_cach
     assert model.read_bytes() == (model_cache / "efficientnet_lite0.onnx").read_bytes()
 
 
-@pytest.mark.parametrize("body, words", [
+@pytest.mark.parametrize(("body", "words"), [
     ("frobnicate = 3\n", ["unknown key 'frobnicate'"]),
     ("topk = 'many'\n", ["key 'topk'", "integer"]),
     ("threads = 0\n", ["key 'threads'"]),

@@ -2,6 +2,7 @@
 and a real headless run that logs only events."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -74,7 +75,7 @@ def test_a_run_logs_and_snapshots_only_change_events(tmp_path: Path) -> None:
     kinds = {r["event"]["kind"] for r in records}
     assert kinds == {"change"}
     labels = [r["event"]["label"] for r in records]
-    assert all(a != b for a, b in zip(labels, labels[1:]))
-    assert [r["event"]["previous"] for r in records] == [None] + labels[:-1]
+    assert all(a != b for a, b in itertools.pairwise(labels))
+    assert [r["event"]["previous"] for r in records] == [None, *labels[:-1]]
     snaps = sorted(folder.iterdir())
     assert 1 <= len(snaps) <= 2 and all(cv2.imread(str(p)) is not None for p in snaps)

@@ -8,29 +8,36 @@ The behaviour asserted: a run keeps going through what it can survive, and other
 `edgecam: error:` line and exit 1; never a traceback; the log always parses."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import pytest
-from conftest import edgecam, photo, read_jsonl, require, require_encoder, wait_for
+from conftest import (
+    MODEL_FILES,
+    Server,
+    edgecam,
+    photo,
+    read_jsonl,
+    require,
+    require_encoder,
+    wait_for,
+)
 from test_errors import assert_one_line_error
-from test_logs import lines_in, start_run, tiny_disk  # noqa: F401 (tiny_disk: a fixture)
-from test_streams import Server, capture_time, clip, server  # noqa: F401 (clip, server: fixtures)
+from test_logs import lines_in, start_run
+from test_streams import capture_time
 
 from edgecam.base.samples import SHOTS
 
 pytestmark = pytest.mark.faults
-
-MODEL = "efficientnet_lite0"
-MODEL_FILES = (f"{MODEL}.onnx", f"{MODEL}.onnx.json")
 
 
 def finished(run: subprocess.Popen, stderr: Path, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -138,11 +145,11 @@ def test_rtsp_outages_in_a_row_then_gone_for_good(server: Server, tmp_path: Path
     try:
         since = 0.0
         for outage in range(1, 4):
-            wait_for(lambda: sum(capture_time(r) > since for r in records(log)) >= 3
+            wait_for(lambda since=since: sum(capture_time(r) > since for r in records(log)) >= 3
                      or run.poll() is not None, 120, f"frames before outage {outage}")
             server.kill()
-            wait_for(lambda: len(warnings_in(stderr)) == outage or run.poll() is not None, 60,
-                     f"the warning of outage {outage}")
+            wait_for(lambda outage=outage: len(warnings_in(stderr)) == outage or run.poll() is not None,
+                     60, f"the warning of outage {outage}")
             server.start()
             since = time.time()
         wait_for(lambda: sum(capture_time(r) > since for r in records(log)) >= 3
@@ -158,22 +165,6 @@ def test_rtsp_outages_in_a_row_then_gone_for_good(server: Server, tmp_path: Path
 
 
 # --- the model cache ----------------------------------------------------------------------------
-
-def copy_cache(model_cache: Path, cache: Path) -> Path:
-    """`cache` holding a copy of the session's built model (built there first if needed)."""
-    edgecam("models", "build", MODEL, check=True)
-    cache.mkdir()
-    for name in MODEL_FILES:
-        shutil.copy(model_cache / name, cache / name)
-    return cache
-
-
-@pytest.fixture
-def cache(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """EDGECAM_CACHE for this test only: a copy of the built model, free to corrupt."""
-    monkeypatch.setenv("EDGECAM_CACHE", str(copy_cache(model_cache, tmp_path / "cache")))
-    return tmp_path / "cache"
-
 
 def leftovers(cache: Path) -> list[str]:
     """Temporary files a build left: `.NAME.xxxx` (the artifact or its sidecar; older builds named
@@ -235,7 +226,7 @@ def read_only(folder: Path) -> Iterator[None]:
     /var/lib or SD card)."""
     require("mount", "mount")
     mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True,
-                             text=True)
+                             text=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot bind-mount here (needs root): {mounted.stderr.strip()}")
     try:
@@ -300,14 +291,16 @@ def inode(path: Path) -> int | None:
         return None
 
 
+def write_until_it_fails(f: io.RawIOBase) -> None:
+    while f.write(bytes(4096)):
+        pass
+
+
 def fill(filler: Path) -> None:
     """Write `filler` until the file system is full."""
-    with filler.open("wb", buffering=0) as f:
-        try:
-            while f.write(bytes(4096)):
-                pass
-        except OSError as e:
-            assert e.errno == 28, e  # ENOSPC
+    with filler.open("wb", buffering=0) as f, pytest.raises(OSError, match=r"^\[Errno 28\] ") as full:
+        write_until_it_fails(f)
+    assert full.value.errno == 28, full.value  # ENOSPC
 
 
 # --- configuration reload -----------------------------------------------------------------------

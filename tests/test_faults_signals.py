@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_faults import cache, leftovers  # noqa: F401 (cache: a fixture)
+from test_faults import leftovers
 from test_logs import start_run
 
 pytestmark = pytest.mark.faults

@@ -14,8 +14,9 @@ import functools
 import io
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -114,10 +115,10 @@ def test_uri_parser_only_constructs(playground: Path, monkeypatch: pytest.Monkey
 # --- the config loader ------------------------------------------------------------------------
 
 KEYS = sorted(o.key for o in run_options())
-TOML_TOKENS = (KEYS + ["=", " = ", "\n", "[", "]", "[[", "]]", "{", "}", ",", ".", "'", '"', '"""',
-                       "'''", "#", "\\", "\\u00e9", "\\x", "0", "-1", "1_000", "0x1F", "1e400", "inf",
-                       "-inf", "nan", "true", "false", "1979-05-27T07:32:00Z", "07:32:00",
-                       "1979-05-27", "9" * 5000, "é", "\u2028", "\x00", "\t", " "])
+TOML_TOKENS = [*KEYS, "=", " = ", "\n", "[", "]", "[[", "]]", "{", "}", ",", ".", "'", '"', '"""',
+               "'''", "#", "\\", "\\u00e9", "\\x", "0", "-1", "1_000", "0x1F", "1e400", "inf",
+               "-inf", "nan", "true", "false", "1979-05-27T07:32:00Z", "07:32:00",
+               "1979-05-27", "9" * 5000, "é", "\u2028", "\x00", "\t", " "]
 toml_ish = st.lists(st.sampled_from(TOML_TOKENS) | st.text(max_size=8), max_size=60).map("".join)
 config_bytes = st.one_of(
     st.binary(max_size=2000),
@@ -142,13 +143,12 @@ def test_config_file_of_any_bytes(tmp_path: Path, data: bytes) -> None:
 
 
 # The parsers care about a value's type and range, so one of each TOML date/time kind is enough.
-TOML_TIMES = [dt.datetime(1979, 5, 27, 7, 32), dt.datetime(1979, 5, 27, 7, 32, tzinfo=dt.timezone.utc),
+TOML_TIMES = [dt.datetime(1979, 5, 27, 7, 32), dt.datetime(1979, 5, 27, 7, 32, tzinfo=dt.UTC),
               dt.date(1979, 5, 27), dt.time(7, 32)]
 toml_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-    | st.sampled_from(TOML_TIMES + [float("inf"), -float("inf"), float("nan"), 2.5, 10 ** 400,
-                                    -10 ** 400, "", "0", "1", "-1", "nan", "inf", "demo", "onnx",
-                                    "1e999"]),
+    | st.sampled_from([*TOML_TIMES, float("inf"), -float("inf"), float("nan"), 2.5, 10 ** 400,
+                       -10 ** 400, "", "0", "1", "-1", "nan", "inf", "demo", "onnx", "1e999"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
                                                                 max_size=3),
     max_leaves=4,
@@ -272,8 +272,8 @@ def test_cli_never_shows_a_traceback(built_model: None, playground: Path,
     # and reach validation or a real run, and the rest exercise argparse's own errors.
     pieces = ([st.tuples(st.sampled_from(valued), values).map(list)] if valued else []) \
         + ([st.sampled_from(switches).map(lambda name: [name])] if switches else [])
-    arguments = sum(data.draw(st.lists(st.one_of(pieces), max_size=5), label="arguments"), []) \
-        if pieces else []
+    drawn = data.draw(st.lists(st.one_of(pieces), max_size=5), label="arguments") if pieces else []
+    arguments = [token for piece in drawn for token in piece]
     loose = data.draw(st.lists(values | st.sampled_from(CLI_VALUES + valued + switches),
                                max_size=1), label="loose token")
     at = data.draw(st.integers(0, len(arguments)), label="at")

@@ -2,6 +2,7 @@
 the retained state arrive, Home Assistant discovery is announced, and kill -9 brings the will."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -92,7 +93,7 @@ def test_events_state_and_discovery_reach_a_subscriber(broker: int) -> None:
     events = [json.loads(p) for p in live.on(f"{TOPIC}/event")]
     assert events and all(e["event"]["kind"] == "change" for e in events)
     labels = [e["event"]["label"] for e in events]
-    assert all(a != b for a, b in zip(labels, labels[1:]))  # each event is a change
+    assert all(a != b for a, b in itertools.pairwise(labels))  # each event is a change
     assert live.on(f"{TOPIC}/status") == ["online", "offline"]
     # A subscriber arriving later gets the retained state, status and discovery configs.
     late = Subscriber(broker)

@@ -64,7 +64,7 @@ PAPERS = [
 ]
 
 
-@pytest.mark.parametrize("net, size, params, macs", PAPERS)
+@pytest.mark.parametrize(("net", "size", "params", "macs"), PAPERS)
 def test_profile_matches_the_papers(net: str, size: int, params: float | None,
                                     macs: float | None) -> None:
     result = profiler.profile(nets.create(net), size)
@@ -133,10 +133,10 @@ def test_every_network_exports_to_onnx_and_torchscript_within_1e4(
 
     monkeypatch.setenv("EDGECAM_CACHE", str(tmp_path / "cache"))  # the fake weights stay here
     seen = {}
-    for spec in store.manifest().values():
-        if spec.net in seen:
+    for listed in store.manifest().values():
+        if listed.net in seen:
             continue
-        spec = dataclasses.replace(spec, input=64)
+        spec = dataclasses.replace(listed, input=64)
         checkpoint = tmp_path / f"{spec.net}.pth"
         _realistic_checkpoint(build.untrained(spec), spec.input, checkpoint)
         weights.pull(spec, checkpoint)

@@ -100,7 +100,7 @@ def test_notify_socket_survives_a_missing_manager(tmp_path: Path,
     assert not notify.send("WATCHDOG=1")
     assert not notify.send("WATCHDOG=1")
     assert len(caplog.records) == 1, "a failing manager is reported once"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="neither a path nor an @abstract name"):
         NotifySocket("vsock:2:1234")
 
 

@@ -10,6 +10,7 @@ import threading
 import time
 import types
 from dataclasses import dataclass
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -36,7 +37,7 @@ class Transform:
 class StandInPicamera2:
     """What edgecam calls of picamera2.Picamera2, recording the calls."""
 
-    instances: list["StandInPicamera2"] = []
+    instances: ClassVar[list[StandInPicamera2]] = []
 
     def __init__(self, camera_num: int = 0) -> None:
         self.camera_num = camera_num

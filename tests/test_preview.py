@@ -61,7 +61,7 @@ def test_token_status_and_metrics(preview: str) -> None:
     for route in ("", "api/status", "stream.mjpg", "metrics"):
         assert get(preview + route)[0] == 401
         assert get(preview + route + "?token=wrong")[0] == 401
-    status, body = get(preview + "api/status?token=" + TOKEN)
+    status, _body = get(preview + "api/status?token=" + TOKEN)
     assert status == 200
     wait_for(lambda: json.loads(get(preview + "api/status?token=" + TOKEN)[1])["prediction"],
              what="a first prediction")
@@ -140,12 +140,13 @@ def test_page_shows_the_stream_and_live_predictions_in_chromium(preview: str, ch
         what="predictions on the page")
     wait_for(lambda: chromium.evaluate("document.getElementById('stats').textContent") != first,
              what="the predictions to update")
-    labels = chromium.evaluate("[...document.querySelectorAll('#predictions .label')].map(e => e.textContent)")
+    labels = chromium.evaluate(
+        "[...document.querySelectorAll('#predictions .label')].map(e => e.textContent)")
     assert len(labels) == 5 and all(labels)
     # the 'take a photo' button saves the frame into the --shots folder, numbered
     chromium.evaluate("document.getElementById('shot').click()")
-    wait_for(lambda: chromium.evaluate("document.getElementById('saved').textContent") == "saved cat_0001.jpg",
-             what="the photo to be saved")
+    wait_for(lambda: chromium.evaluate("document.getElementById('saved').textContent")
+             == "saved cat_0001.jpg", what="the photo to be saved")
     photo = cv2.imread(str(tmp_path / "dataset" / "cat" / "cat_0001.jpg"))
     assert photo is not None and photo.shape == (720, 1280, 3)
     values = metrics(preview)

@@ -99,5 +99,6 @@ assert "torch" not in sys.modules, "torch was imported"
 def test_a_calibration_folder_without_images_is_refused(tmp_path: Path) -> None:
     result = edgecam("models", "build", "efficientnet_lite0", "--int8", "--calib", str(tmp_path))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (f"edgecam: error: calibration folder {tmp_path} has no images "
-                                     "(JPEG, PNG, ...): put some pictures from the camera there")
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"edgecam: error: calibration folder {tmp_path} has no images "
+        "(JPEG, PNG, ...): put some pictures from the camera there")

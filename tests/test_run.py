@@ -56,7 +56,7 @@ def test_log_has_exactly_one_valid_line_per_classified_frame(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, side", [("efficientnet_lite1", 240), ("efficientnet_lite2", 260)])
+@pytest.mark.parametrize(("model", "side"), [("efficientnet_lite1", 240), ("efficientnet_lite2", 260)])
 def test_other_lite_models_run_the_clip_with_their_own_weights(
         tmp_path: Path, model_cache: Path, model: str, side: int) -> None:
     log = tmp_path / "run.jsonl"

@@ -73,7 +73,7 @@ def test_install_refuses_without_root() -> None:
     command = [sys.executable, "-m", "edgecam", "service", "install"]
     if os.geteuid() == 0:
         command = [require("unshare", "util-linux"), "--user", *command]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     one_line_error(result, 1, "needs root", "sudo")
 
 
@@ -127,7 +127,7 @@ def test_install_status_uninstall_in_a_staging_root(tmp_path: Path) -> None:
     status = edgecam("service", "status", "--root", str(root), "--lines", "2", check=True)
     shown = status.stdout.splitlines()
     assert shown[0] == f"last predictions in {log}:" and len(shown) == 3
-    for line, record in zip(shown[1:], records[-2:]):
+    for line, record in zip(shown[1:], records[-2:], strict=True):
         assert f"frame {record['frame']}" in line and record["top"][0]["label"] in line
 
     # A reinstall keeps the config the admin edited.

@@ -2,12 +2,13 @@
 errors, the `edgecam sources` listing, the source options."""
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from conftest import edgecam
@@ -52,7 +53,7 @@ def test_a_slow_network_always_gets_the_newest_frame_and_memory_stays_flat() -> 
         source.close()
     # the camera's real interval (a loaded machine may render the clip slower than 30 fps)
     interval = max(1 / 30, statistics.median((tb - ta) / (ib - ia) for (ia, ta), (ib, tb)
-                                              in zip(captured, captured[1:])))
+                                              in itertools.pairwise(captured)))
     shown = f"ages {[round(a * 1000) for a in ages]} ms, frame interval {interval * 1000:.0f} ms"
     # Fresh: under two frame intervals old. A box shared by many jobs can hold a thread back for a
     # few tens of ms now and then, hence 90%, and a cap for every frame far below what a queue
@@ -64,7 +65,7 @@ def test_a_slow_network_always_gets_the_newest_frame_and_memory_stays_flat() -> 
     assert grown < 8 * frame_bytes, f"memory grew by {grown / 1e6:.1f} MB"
 
 
-@pytest.mark.parametrize("uri, exit_code, words", [
+@pytest.mark.parametrize(("uri", "exit_code", "words"), [
     ("usb:7", 1, ["no camera /dev/video7 (usb:7)", "no cameras"]),
     ("v4l2:///dev/video9", 1, ["no camera /dev/video9"]),
     ("usb:zero", 2, ["malformed URI", "usb:N"]),

@@ -30,7 +30,7 @@ MAX_EXPOSURE = 2.0
 
 def systemd_analyze(*args: str) -> subprocess.CompletedProcess:
     program = require("systemd-analyze", "systemd")
-    return subprocess.run([program, *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([program, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def directives(unit: str) -> list[tuple[str, str]]:
@@ -89,7 +89,7 @@ def test_sandbox_leaves_camera_cache_and_log_reachable() -> None:
     assert values(unit, "ProtectSystem") == ["strict"]  # so only these directories are writable:
     assert values(unit, "StateDirectory") == ["edgecam"]
     assert "EDGECAM_CACHE=%S/edgecam" in values(unit, "Environment")  # %S is /var/lib
-    assert STATE_DIR == Path("/var/lib/edgecam")
+    assert Path("/var/lib/edgecam") == STATE_DIR
     assert values(unit, "LogsDirectory") == ["edgecam"]
     assert LOG_FILE.parent == Path("/var/log/edgecam") and SERVICE_VALUES["log"] == str(LOG_FILE)
     assert values(unit, "ConfigurationDirectory") == ["edgecam"]
@@ -112,8 +112,8 @@ def uncommented(text: str) -> str:
     return re.sub(r"^# (\w+ = )", r"\1", text, flags=re.MULTILINE)
 
 
-@pytest.mark.parametrize("name,text", [("systemd/edgecam.toml", CONFIG.read_text()),
-                                       ("edgecam service config", render_config(run_options()))])
+@pytest.mark.parametrize(("name", "text"), [("systemd/edgecam.toml", CONFIG.read_text()),
+                                            ("edgecam service config", render_config(run_options()))])
 def test_example_config_documents_and_accepts_every_run_option(name: str, text: str,
                                                                tmp_path: Path) -> None:
     keys = {o.key for o in run_options()}

@@ -8,7 +8,6 @@ import http.server
 import socket
 import threading
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -59,7 +58,7 @@ class Server:
 
         return Handler
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         return self
 
@@ -78,10 +77,10 @@ def checkpoint(tmp_path: Path) -> bytes:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A store of its own: pulled test weights must not reach the session's models."""
     monkeypatch.setenv("EDGECAM_CACHE", str(tmp_path / "store"))
-    yield tmp_path / "store"
+    return tmp_path / "store"
 
 
 def _spec(url: str, payload: bytes, digits: int = 64) -> store.ModelSpec:
@@ -104,7 +103,7 @@ def test_a_cut_download_resumes_with_a_range_request(checkpoint: bytes, cache: P
     with Server(checkpoint) as server:
         spec = _spec(server.url, checkpoint)
         server.cut = len(checkpoint) // 3
-        with pytest.raises(EdgecamError, match="stopped at .* run the pull again to resume"):
+        with pytest.raises(EdgecamError, match=r"stopped at .* run the pull again to resume"):
             weights.pull(spec)
         path = weights.pull(spec)
         assert server.ranges == [None, f"bytes={len(checkpoint) // 3}-"]
