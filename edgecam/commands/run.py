@@ -7,14 +7,11 @@ import logging
 from edgecam.base import options
 from edgecam.base.errors import UsageError
 from edgecam.commands import settings_of
+from edgecam.runtime import pipeline
+from edgecam.runtime.pipeline import run_options
+from edgecam.runtime.signals import stop_requested
 
 log = logging.getLogger(__name__)
-
-
-def run_options() -> list[options.Option]:
-    from edgecam.runtime.pipeline import run_options as options_of_run
-
-    return options_of_run()
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -27,9 +24,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run; on SIGHUP re-read the config and run again (a bad new config keeps the old one)."""
-    from edgecam.runtime import pipeline
-    from edgecam.runtime.signals import stop_requested
-
     settings = settings_of(args, run_options())
     while pipeline.run(settings, stopped=stop_requested).reload:
         try:

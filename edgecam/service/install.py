@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from edgecam.base import atomic, options
 from edgecam.base.errors import EdgecamError, UsageError
+from edgecam.runtime.pipeline import run_options
 
 UNIT = "edgecam.service"
 USER = "edgecam"
@@ -253,12 +254,6 @@ def render_sysusers(user: str) -> str:
     return (f"# The edgecam service user (edgecam service install): no login, in the video group.\n"
             f'u {user} - "edgecam service" {STATE_DIR}\n'
             f"m {user} video\n")
-
-
-def run_options() -> list[options.Option]:
-    from edgecam.runtime.pipeline import run_options as options_of_run
-
-    return options_of_run()
 
 
 def run_settings(config: Path) -> options.Settings:
