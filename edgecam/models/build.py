@@ -49,7 +49,7 @@ def load_weights(net: nn.Module, path: Path, spec: store.ModelSpec) -> nn.Module
     """Load the checkpoint `path` into `net`, every key matched (weights_only: untrusted input)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling raises many types for a file that is not a checkpoint
+    except Exception as e:  # noqa: BLE001 - unpickling raises many types for a file that is not a checkpoint
         raise ModelError(f"weights file {path} is not a readable torch checkpoint "
                          f"({type(e).__name__}): check the file") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

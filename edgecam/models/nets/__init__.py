@@ -1,7 +1,7 @@
 """The networks, in plain torch, by builder name (the `net` of a manifest entry)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -5,7 +5,7 @@ Names inside the blocks follow torchvision (`Conv2dNormActivation` is a Sequenti
 from them load the published torchvision checkpoints with every key matched."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

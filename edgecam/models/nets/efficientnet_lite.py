@@ -59,7 +59,7 @@ class EfficientNetLite(nn.Module):
         for i, (kernel, stride, expand, channels, repeats) in enumerate(STAGES):
             c_out = make_divisible(channels * width)
             # Lite keeps the first and last stage at one block whatever the depth multiplier.
-            n = repeats if i in (0, last) else int(math.ceil(depth * repeats))
+            n = repeats if i in (0, last) else math.ceil(depth * repeats)
             for j in range(n):
                 step = stride if j == 0 else 1
                 layers = inverted_residual_layers(c_in, c_in * expand, c_out, kernel, step, **norm)
@@ -100,9 +100,10 @@ def from_published(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     keys it does not know pass through unchanged (strict loading then names them)."""
     expands = {m.group(1) for key in state if (m := _BLOCK.fullmatch(key)) and m.group(2) == "_expand_conv"}
     renamed = {}
-    for key, value in state.items():
-        top, _, rest = key.partition(".")
-        block = _BLOCK.fullmatch(key)
+    for published, value in state.items():
+        top, _, rest = published.partition(".")
+        block = _BLOCK.fullmatch(published)
+        key = published
         if block is not None:
             index, module, leaf = block.groups()
             layer, part = _IN_BLOCK[module]

@@ -57,7 +57,7 @@ class ShuffleNetV2(nn.Module):
         self.conv1 = ConvBnAct(3, stem, 3, 2)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         c_in = stem
-        for index, (repeats, c_out) in enumerate(zip(REPEATS, stages), start=2):
+        for index, (repeats, c_out) in enumerate(zip(REPEATS, stages, strict=True), start=2):
             units = [InvertedResidual(c_in, c_out, 2)]
             units += [InvertedResidual(c_out, c_out, 1) for _ in range(repeats - 1)]
             setattr(self, f"stage{index}", nn.Sequential(*units))
