@@ -1,7 +1,8 @@
 """Inference backends: `load(...)` gives a Backend (edgecam.backends.base) with
 `predict(uint8 NHWC batch) -> logits`.
 
-Each backend module is imported only when chosen, so the onnxruntime path never imports torch."""
+Each backend module is imported only when chosen and imports only its own runtime, so the
+onnxruntime, LiteRT and ncnn paths never import torch."""
 from __future__ import annotations
 
 import importlib
@@ -15,6 +16,9 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "onnx": ("edgecam.backends.onnx", "OnnxBackend", "onnx"),
     "onnx-int8": ("edgecam.backends.onnx", "OnnxBackend", "onnx-int8"),
     "torchscript": ("edgecam.backends.torchscript", "TorchScriptBackend", "torchscript"),
+    "litert": ("edgecam.backends.litert", "LiteRtBackend", "litert"),
+    "litert-int8": ("edgecam.backends.litert", "LiteRtBackend", "litert-int8"),
+    "ncnn": ("edgecam.backends.ncnn", "NcnnBackend", "ncnn"),
 }
 
 

