@@ -93,6 +93,9 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """EDGECAM_CACHE for the whole session, so each model is built once and reused."""
     cache = Path(os.environ.get("EDGECAM_TEST_CACHE") or tmp_path_factory.mktemp("model-cache"))
     os.environ["EDGECAM_CACHE"] = str(cache)
+    # The suite runs onnxruntime unless a test says otherwise: the default, auto, measures every
+    # installed backend on first use (test_auto shows that).
+    os.environ["EDGECAM_BACKEND"] = "onnx"
     return cache
 
 

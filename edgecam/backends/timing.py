@@ -18,6 +18,8 @@ from edgecam.base.errors import SourceError
 from edgecam.base.samples import model_frames
 from edgecam.models import store
 
+# Seconds one measurement may take, its backend's first build included (a Pi Zero builds slowly).
+TIMEOUT = 1800
 Predict = Callable[[np.ndarray], np.ndarray]
 # spec, backend name, threads, allow_untrained → a predict function
 Predictor = Callable[[store.ModelSpec, str, int, bool], Predict]
@@ -82,8 +84,11 @@ def run_one(model: str, backend: str, threads: int, runs: int, allow_untrained: 
     """Measure in a fresh process running module `entry`; a backend that cannot run there is
     reported, not fatal."""
     command = [sys.executable, "-m", entry, model, backend, str(threads), str(runs)]
-    result = subprocess.run(command + (["--allow-untrained"] if allow_untrained else []),
-                            capture_output=True, text=True, timeout=1800, check=False)
+    try:
+        result = subprocess.run(command + (["--allow-untrained"] if allow_untrained else []),
+                                capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return {"model": model, "backend": backend, "error": f"no result within {TIMEOUT} s"}
     if result.returncode != 0:
         errors = [line for line in result.stderr.splitlines() if line.strip()]
         return {"model": model, "backend": backend, "error": errors[-1] if errors else "failed"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ class Option:
     switch: bool = False  # a flag without a value (store_true); a bool in TOML
     type: Any = None  # what the setting holds; None: what `parse` is annotated to return
     secret: bool = False  # a password or token: masked in the repr of the settings
+    env: str | None = None  # an environment variable that, when set, replaces the default
 
     @property
     def flag(self) -> str:
@@ -200,6 +202,9 @@ def resolve(
     options = list(options)
     known = {o.key: o for o in options}
     values = {o.key: o.default for o in options}
+    for option in options:
+        if option.env and os.environ.get(option.env):
+            values[option.key] = _parse(option, os.environ[option.env], f"environment variable {option.env}")
     for key, value in (config or {}).items():
         option = known.get(key)
         if option is None:

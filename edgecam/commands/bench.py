@@ -27,6 +27,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     mode = bench.add_mutually_exclusive_group()
     mode.add_argument("--pipeline", action="store_true",
                       help="the whole run loop on a 1280x720 source against inference alone")
+    mode.add_argument("--peers", action="store_true",
+                      help="edgecam run with its defaults against the TFLite example's and the PyTorch "
+                      "tutorial's loops on a 1280x720 MP4 clip")
     mode.add_argument("--startup", action="store_true",
                       help="launch to first logged prediction, and peak RSS, of edgecam run")
     mode.add_argument("--soak", type=positive, metavar="SECONDS",
@@ -42,10 +45,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--runs", type=positive, default=100, metavar="N",
                        help="timed single-frame inferences per model and backend (default: 100)")
     bench.add_argument("--frames", type=positive, default=100, metavar="N",
-                       help="--pipeline: frames of pipeline, then of inference alone, per round "
+                       help="--pipeline: frames of pipeline, then of inference alone, per round; --peers: "
+                       "frames each loop is timed for "
                        "(default: 100)")
-    bench.add_argument("--rounds", type=positive, default=30, metavar="N",
-                       help="--pipeline: rounds, each pipeline then inference alone (default: 30)")
+    bench.add_argument("--rounds", type=positive, metavar="N",
+                       help="--pipeline: rounds, each pipeline then inference alone (default: 30); "
+                       "--peers: rounds, each running every loop once (default: 5)")
+    bench.add_argument("--clip", type=Path, metavar="FILE.mp4",
+                       help="--peers: the video to classify (default: the demo clip as MP4)")
     bench.add_argument("--no-preview", action="store_true", help="--pipeline without the web preview")
     bench.add_argument("--allow-untrained", action="store_true",
                        help="also measure networks that have no trained weights here")
@@ -62,9 +69,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from edgecam.bench import pipeline
 
         report = pipeline.benchmark(models[0], backend_names[0], args.threads, args.frames,
-                                    args.rounds, preview=not args.no_preview,
+                                    args.rounds or 30, preview=not args.no_preview,
                                     allow_untrained=args.allow_untrained)
         print(pipeline.table(report))
+    elif args.peers:
+        from edgecam.bench import peers
+
+        report = peers.benchmark(models[0], args.threads, args.frames, args.rounds or 5, args.clip)
+        print(peers.table(report))
     elif args.soak:
         from edgecam.bench import soak
 

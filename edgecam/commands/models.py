@@ -37,10 +37,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     building = actions.add_parser("build", help="build (export and verify) a model's files")
     building.add_argument("name", metavar="NAME")
+    building.add_argument("--backends", metavar="B,…", type=backend_list,
+                          help="the files of these backends (onnx, onnx-int8, litert, litert-int8, ncnn, "
+                               "torchscript; default: onnx)")
     building.add_argument("--torchscript", action="store_true", help="also build the TorchScript file")
     building.add_argument("--int8", action="store_true", help="also build the static int8 ONNX file")
     building.add_argument("--calib", metavar="DIR", type=Path,
-                          help="calibration images for --int8 (default: the demo clip's photos)")
+                          help="calibration images of the int8 builds (default: the demo clip's photos)")
     building.add_argument("--weights", metavar="FILE", type=Path,
                           help="use this local checkpoint (stored as the model's weights)")
     building.add_argument("--force", action="store_true", help="rebuild even when a verified file exists")
@@ -51,6 +54,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     pull.add_argument("--weights", metavar="FILE", type=Path,
                       help="take this local checkpoint instead of downloading (offline devices)")
     pull.set_defaults(func=cmd_pull)
+
+
+def backend_list(text: str) -> list[str]:
+    """`--backends a,b`: backends with a file of their own to build (store.ARTIFACTS)."""
+    from edgecam.models.store import ARTIFACTS
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ARTIFACTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown backend {', '.join(unknown) or repr(text)}: "
+                                         f"choose from {', '.join(ARTIFACTS)}")
+    return names
 
 
 def weights_status(spec) -> str:
@@ -126,6 +141,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         macs = f"{row['macs'] / 1e6:.0f}M" if row["macs"] else "-"
         print(f"{row['name']:<24} {row['input']:>5} {params:>7} {macs:>7}  {row['weights']:<10} "
               f"{', '.join(row['built']) or '-':<30} {row['auto'] or '-'}")
+    if any("ncnn" in row["built"] for row in rows):
+        print("ncnn computes in fp16 where the CPU has it (ARMv8.2 and newer: Pi 5, Jetson Orin), "
+              "in fp32 elsewhere")
     print(f"cache: {store.cache_dir()}   weights: pretrained / pull (`edgecam models pull NAME`) / none")
     return 0
 
@@ -187,22 +205,24 @@ def cmd_build(args: argparse.Namespace) -> int:
     from edgecam.models import artifacts, store, weights
 
     spec = store.get(args.name)
-    if args.calib is not None and not args.int8:
-        raise UsageError("--calib DIR gives the calibration images of an int8 build: add --int8")
+    kinds = list(dict.fromkeys((args.backends or ["onnx"]) + (["torchscript"] if args.torchscript else [])
+                               + (["onnx-int8"] if args.int8 else [])))
+    if args.calib is not None and not any(k.endswith("-int8") for k in kinds):
+        raise UsageError("--calib DIR gives the calibration images of an int8 build: add --int8 "
+                         "or an int8 backend to --backends")
     if args.weights is not None:
         weights.pull(spec, args.weights)
     if store.weights_id(spec) is None:
         log.warning("%s; building it with untrained (random) weights", store.untrained_message(spec))
-    kinds = ["onnx"] + (["torchscript"] if args.torchscript else []) + (["onnx-int8"] if args.int8 else [])
     for kind in kinds:
         path = store.artifact_path(spec, kind)
-        recalibrate = kind == "onnx-int8" and args.calib is not None  # new frames, new int8 model
+        recalibrate = kind.endswith("-int8") and args.calib is not None  # new frames, new int8 model
         if store.verified(spec, path) and not (args.force or recalibrate):
             print(f"{path} is built and verified (--force rebuilds it)")
             continue
         details = artifacts.build(spec, kind, path, args.calib)
         check = (f"top-1 agreement with fp32 {details['top1_agreement']:.1%} on {details['frames']} frames"
-                 if kind == "onnx-int8" else f"max |Δlogit| vs torch {details['max_abs_diff']:.2e}")
+                 if kind.endswith("-int8") else f"max |Δlogit| vs torch {details['max_abs_diff']:.2e}")
         print(f"{path}: {check}")
     return 0
 

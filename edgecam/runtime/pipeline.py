@@ -43,8 +43,9 @@ OPTIONS = [
            metavar="NAME"),
     Option("labels", optional(text), None, "class names file for a model given as an .onnx file",
            metavar="FILE"),
-    Option("backend", choice(*backends.CHOICES), "onnx", "inference backend: "
-           + ", ".join(backends.CHOICES) + " (auto: measured once here, the fastest kept)"),
+    Option("backend", choice(*backends.CHOICES), "auto", "inference backend: "
+           + ", ".join(backends.CHOICES) + " (auto: each installed one measured once here, the fastest "
+           "kept; $EDGECAM_BACKEND replaces this default)", env="EDGECAM_BACKEND"),
     Option("topk", integer(1, 1000), 5, "how many of the best labels to report", metavar="K"),
     Option("threads", integer(1, 256), physical_cores(), "inference threads", metavar="N"),
     Option("allow_untrained", bool, False, "run a network that has no trained weights here (random "
