@@ -47,10 +47,19 @@ def benchmark(models: list[str], backend_names: list[str], threads: int, runs: i
     progress = Progress("benchmark", len(models) * len(backend_names) + 1)
     machine["gemm_gmacs"] = gemm_gmacs(threads)
     progress.advance(note=f"GEMM {machine['gemm_gmacs']:.1f} GMAC/s")
+    with_auto = "auto" in backend_names
+    measured_names = [b for b in backend_names if b != "auto"]
     rows = []
+    choices = {}
     for model in models:
         cost = model_cost(model)
-        for backend in backend_names:
+        names = measured_names
+        if with_auto:  # auto's choice, made (or remembered) before this run's measurements
+            from edgecam.backends import auto
+
+            choices[model] = auto.choose(store.get(model), threads, allow_untrained)
+            names = list(dict.fromkeys([*measured_names, choices[model]]))
+        for backend in names:
             error = prebuild(model, backend, allow_untrained)
             measured = ({"model": model, "backend": backend, "error": error} if error else
                         run_one(model, backend, threads, runs, allow_untrained))
@@ -63,7 +72,24 @@ def benchmark(models: list[str], backend_names: list[str], threads: int, runs: i
             progress.advance(note=f"{model} {backend}")
     progress.finish()
     _speedups(rows)
-    return {"machine": machine, "results": rows}
+    return {"machine": machine, "results": rows, "auto": _auto_against_fastest(rows, choices)}
+
+
+def _auto_against_fastest(rows: list[dict], choices: dict[str, str]) -> dict[str, dict]:
+    """Per model: auto's choice, its latency in this run and how far it is from this run's fastest
+    edgecam backend (the baselines are not choices)."""
+    from edgecam import backends
+
+    report = {}
+    for model, chosen in choices.items():
+        mine = {r["backend"]: r["median_ms"] for r in rows
+                if r["model"] == model and "median_ms" in r and r["backend"] in backends.BACKENDS}
+        if chosen not in mine:
+            continue
+        fastest = min(mine, key=mine.__getitem__)
+        report[model] = {"backend": chosen, "median_ms": mine[chosen], "fastest": fastest,
+                         "fastest_ms": mine[fastest], "slower_by": mine[chosen] / mine[fastest] - 1.0}
+    return report
 
 
 def _speedups(rows: list[dict]) -> None:
@@ -91,6 +117,11 @@ def table(report: dict) -> str:
             f"{r['median_ms']:.2f} | {r['p95_ms']:.2f} | {r['fps']:.1f} | {r['gmacs']:.1f} | "
             f"{r['efficiency'] * 100:.0f}% | {r.get('vs_torch_eager', float('nan')):.2f} | "
             f"{r['peak_rss_mb']:.0f} |")
+    if report.get("auto"):
+        lines.append("")
+    for model, a in report.get("auto", {}).items():
+        lines.append(f"auto chose {a['backend']} for {model}: {a['median_ms']:.2f} ms in this run; fastest "
+                     f"{a['fastest']} {a['fastest_ms']:.2f} ms ({a['slower_by']:+.0%})")
     return "\n".join(lines)
 
 

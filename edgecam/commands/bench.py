@@ -8,7 +8,7 @@ from pathlib import Path
 from edgecam.base.machine import physical_cores
 
 DEFAULT_MODELS = "efficientnet_lite0,mobilenet_v2_1.0"
-DEFAULT_BACKENDS = "onnx,onnx-int8,torchscript,torch-eager,opencv-dnn"
+DEFAULT_BACKENDS = "onnx,onnx-int8,litert,litert-int8,ncnn,torchscript,torch-eager,opencv-dnn,auto"
 
 
 def positive(value: str) -> int:
