@@ -23,10 +23,10 @@ def int8_built(model_cache: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_int8_keeps_fp32_top1_on_95_percent_of_100_demo_frames(int8_built: dict,
+def test_int8_keeps_fp32_top1_on_97_percent_of_100_demo_frames(int8_built: dict,
                                                                model_cache: Path) -> None:
     assert int8_built["frames"] == 100 and int8_built["calibration"] == "demo"
-    assert int8_built["top1_agreement"] >= 0.95
+    assert int8_built["top1_agreement"] >= 0.97
     # the fp32 model it was quantized from: trained weights, ONNX vs eager torch
     fp32 = json.loads((model_cache / "efficientnet_lite0.onnx.json").read_text())
     assert fp32["trained"] and fp32["max_abs_diff"] <= 1e-4
@@ -69,7 +69,7 @@ def test_int8_lite1_is_accepted_now_that_weights_cannot_saturate(model_cache: Pa
         stale.unlink()
     edgecam("models", "build", "efficientnet_lite1", "--int8", check=True)
     meta = json.loads((model_cache / "efficientnet_lite1.int8.onnx.json").read_text())
-    assert meta["trained"] and meta["top1_agreement"] >= 0.95
+    assert meta["trained"] and meta["top1_agreement"] >= 0.97
 
 
 @pytest.mark.slow
