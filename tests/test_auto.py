@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from conftest import edgecam, read_jsonl
 
-
 DEFAULT = {"EDGECAM_BACKEND": ""}  # the suite pins onnx (conftest); a user's machine has no pin
 
 
