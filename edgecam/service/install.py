@@ -76,7 +76,8 @@ Restart=on-failure
 RestartSec=10s
 # Exit 2 is a bad flag or config value: restarting cannot fix it.
 RestartPreventExitStatus=2
-# The first start builds the model (minutes on a Pi Zero 2 W); later starts take seconds.
+# The first start builds the model and, with backend auto, measures each runtime once (minutes on
+# a Pi Zero 2 W); later starts take seconds.
 TimeoutStartSec=15min
 # SIGTERM stops the loop, flushes the log and exits 0 within a couple of seconds.
 TimeoutStopSec=15s
