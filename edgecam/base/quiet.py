@@ -12,7 +12,9 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def native_stderr_hidden() -> Iterator[None]:
+def native_stderr_hidden(said: list[str] | None = None) -> Iterator[None]:
+    """Hold back what native code writes to file descriptor 2 during the block; its non-empty lines
+    go to `said` when given (ncnn's only reason for a failed load is such a line)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read when TensorFlow's C++ logging starts
     sys.stderr.flush()
     with tempfile.TemporaryFile() as sink:
@@ -24,3 +26,7 @@ def native_stderr_hidden() -> Iterator[None]:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            if said is not None:
+                sink.seek(0)
+                said.extend(line.strip() for line in sink.read().decode(errors="replace").splitlines()
+                            if line.strip())

@@ -143,7 +143,7 @@ def cmd_list(args: argparse.Namespace) -> int:
               f"{', '.join(row['built']) or '-':<30} {row['auto'] or '-'}")
     if any("ncnn" in row["built"] for row in rows):
         print("ncnn computes in fp16 where the CPU has it (ARMv8.2 and newer: Pi 5, Jetson Orin), "
-              "in fp32 elsewhere")
+              "in fp32 elsewhere (keeping some layers' weights in fp16)")
     print(f"cache: {store.cache_dir()}   weights: pretrained / pull (`edgecam models pull NAME`) / none")
     return 0
 

@@ -141,6 +141,11 @@ def artifact_path(spec: ModelSpec, kind: str) -> Path:
     return cache_dir() / f"{spec.name}{ARTIFACTS[kind]}"
 
 
+def ncnn_param(path: Path) -> Path:
+    """The .ncnn.param beside the ncnn artifact `path` (NAME.ncnn.bin): ncnn keeps a graph in two files."""
+    return path.with_name(path.name.removesuffix(".bin") + ".param")
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
