@@ -147,6 +147,7 @@ def benchmark(model: str, backend: str, threads: int, frames: int, rounds: int =
     clip = DemoClip(1280, 720)
     images = [clip.frame(i * len(clip) // 16) for i in range(16)]
     classifier = Classifier.load(spec, backend, threads, 5, allow_untrained)
+    backend = classifier.backend.name  # auto's choice, by name
     inputs = [classifier.prepare(image) for image in images]
     progress = Progress(f"pipeline vs inference ({model}, {backend})", rounds)
     with tempfile.TemporaryDirectory() as tmp:
