@@ -72,3 +72,23 @@ def test_bench_of_an_unknown_model_fails_before_measuring_anything() -> None:
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("edgecam: error: ") and "mobilenet_v9" in last
+
+
+@pytest.mark.slow
+def test_peers_bench_runs_edgecam_and_the_peers_loops_on_the_same_clip(tmp_path: Path) -> None:
+    out = tmp_path / "peers.json"
+    result = edgecam("bench", "--peers", "--frames", "20", "--rounds", "2", "--json", str(out),
+                     check=True, timeout=1200)
+    report = json.loads(out.read_text())
+    loops = {"tflite-example", "tflite-example-int8", "pytorch-tutorial", "edgecam"}
+    assert set(report["fps"]) == set(report["fps_runs"]) == loops
+    for name, runs in report["fps_runs"].items():
+        assert len(runs) == 2 and all(fps > 0 for fps in runs), name
+        assert report["fps"][name] == pytest.approx(statistics.median(runs))
+    runs = report["fps_runs"]
+    assert report["ratio_runs"] == pytest.approx(
+        [e / max(a, b) for e, a, b in zip(runs["edgecam"], runs["tflite-example"],
+                                          runs["tflite-example-int8"], strict=True)])
+    assert report["ratio_vs_tflite_example"] == pytest.approx(statistics.median(report["ratio_runs"]))
+    assert report["edgecam_backend"] in {"onnx", "onnx-int8", "litert", "litert-int8", "ncnn", "torchscript"}
+    assert f"edgecam run (auto: {report['edgecam_backend']})" in result.stdout
