@@ -55,13 +55,16 @@ from edgecam.backends.timing import sample_inputs
 from edgecam.models import store
 spec = store.get("efficientnet_lite0")
 out = {}
+logits = {}
 for name in ("onnx", "litert", "litert-int8"):
     backend = backends.load(name, spec, 2)
     frames = sample_inputs(spec.input)
-    batch = backend.predict(frames)
+    batch = logits[name] = backend.predict(frames)
     out[name] = {"top1": batch.argmax(1).tolist(),
                  "batch_vs_single": float(np.abs(batch[:1] - backend.predict(frames[:1])).max()),
                  "three": list(backend.predict(frames[:3]).shape)}
+out["int8_vs_fp32"] = float(np.abs(logits["litert-int8"] - logits["litert"]).max())
+out["int8_dtype"] = str(logits["litert-int8"].dtype)
 out["heavy"] = [m for m in ("torch", "onnx", "litert_torch", "jax") if m in sys.modules]
 print(json.dumps(out))
 """
@@ -75,6 +78,8 @@ def test_the_litert_path_imports_no_torch_and_takes_any_batch(built: dict) -> No
     assert found["litert"]["top1"] == found["onnx"]["top1"]
     assert sum(a != b for a, b in zip(found["litert-int8"]["top1"], found["onnx"]["top1"],
                                       strict=True)) <= 1
+    # the int8 file's quantized output comes back as logits on fp32's scale
+    assert found["int8_dtype"] == "float32" and found["int8_vs_fp32"] < 2.0, found["int8_vs_fp32"]
     for name in ("litert", "litert-int8"):
         assert found[name]["three"] == [3, 1000]
         assert found[name]["batch_vs_single"] < 1e-4, name  # one frame or a batch: the same logits

@@ -17,8 +17,8 @@ from edgecam.base.quiet import native_stderr_hidden
 
 
 class LiteRtBackend(Backend):
-    """Serves both "litert" (fp32) and "litert-int8": the int8 file keeps uint8 in and float
-    logits out, so the two differ only in the file."""
+    """Serves both "litert" (fp32) and "litert-int8": both files take the uint8 frame, and the int8
+    file's quantized logits are turned back into float here."""
 
     def __init__(self, path: Path, threads: int, name: str = "litert") -> None:
         self.name = name
@@ -36,7 +36,10 @@ class LiteRtBackend(Backend):
             raise ModelError(f"model file {path} takes {first['dtype'].__name__} {list(shape)}; edgecam "
                              "needs uint8 [N, S, S, 3] RGB input with the normalisation inside the graph")
         self.input_index = first["index"]
-        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        output = self.interpreter.get_output_details()[0]
+        self.output_index = output["index"]
+        # An int8 file's logits come out quantized: (q - zero point) × scale gives them back.
+        self.output_scale, self.output_zero = output["quantization"]
         self.input_size = int(shape[1])
         self.batch = int(shape[0])
 
@@ -48,4 +51,7 @@ class LiteRtBackend(Backend):
         self.interpreter.set_tensor(self.input_index, batch)
         self.interpreter.invoke()
         # get_tensor copies: the interpreter's own buffer is overwritten by the next invoke
-        return self.interpreter.get_tensor(self.output_index)
+        logits = self.interpreter.get_tensor(self.output_index)
+        if self.output_scale:
+            return (logits.astype(np.float32) - self.output_zero) * np.float32(self.output_scale)
+        return logits

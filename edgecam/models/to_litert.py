@@ -31,13 +31,14 @@ def run(path: Path, images: np.ndarray, threads: int = 2) -> np.ndarray:
     with native_stderr_hidden():
         interpreter = Interpreter(model_path=str(path), num_threads=threads)
         interpreter.allocate_tensors()
-    source, sink = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+    source, output = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]
     logits = []
     for image in images:
         interpreter.set_tensor(source, image[None])
         interpreter.invoke()
-        logits.append(interpreter.get_tensor(sink)[0])
-    return np.stack(logits)
+        logits.append(interpreter.get_tensor(output["index"])[0])
+    scale, zero = output["quantization"]  # an int8 file's logits are quantized
+    return (np.stack(logits).astype(np.float32) - zero) * scale if scale else np.stack(logits)
 
 
 def _failed(spec: store.ModelSpec, kind: str, e: Exception) -> ModelError:
