@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import re
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, make_dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar, get_type_hints
 
 from edgecam.base.errors import UsageError
+from edgecam.base.redact import masked
 
 Parser = Callable[[Any], Any]
 N = TypeVar("N", int, float)
@@ -239,12 +239,8 @@ def _parse(option: Option, value: Any, where: str) -> Any:
         raise UsageError(f"{where} {e}, got {_show(value)}") from None
 
 
-# the password of a URL (mqtt://user:secret@host/...) is never echoed
-_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^/@\s]*@")
-
-
 def _show(value: Any, limit: int = 60) -> str:
     """repr() cut to `limit` characters, passwords in URLs masked: an error line names a bad
     value, it does not dump it (nor a secret into the journal)."""
-    shown = _PASSWORD.sub(r"\1***@", repr(value))
+    shown = masked(repr(value))
     return shown if len(shown) <= limit else shown[:limit - 3] + "..."

@@ -10,6 +10,7 @@ from typing import Any
 from edgecam.base.errors import SourceError, UsageError
 from edgecam.base.imageio import is_image_file
 from edgecam.base.options import Option, Settings, boolean, choice, number, select, text
+from edgecam.base.redact import masked
 from edgecam.sources.base import Orientation, Reconnect, Source
 
 
@@ -144,6 +145,7 @@ def _is_char_device(path: str) -> bool:
 
 
 def _show(uri: str, limit: int = 80) -> str:
-    """A URI as an error line quotes it: cut short, control characters escaped."""
+    """A URI as an error line quotes it: password masked, cut short, control characters escaped."""
+    uri = masked(uri)
     shown = uri if len(uri) <= limit else uri[:limit - 3] + "..."
     return "'" + shown.encode("unicode_escape").decode("ascii") + "'"

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgecam.base.errors import SourceError
 from edgecam.base.frame import Frame
+from edgecam.base.redact import masked
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ class LiveSource(Source):
 
     def __init__(self, uri: str, reconnect: Reconnect | None = None,
                  orientation: Orientation = Orientation()) -> None:
-        self.uri = uri
+        self.address = uri  # what connects; `uri` is what every output shows
+        self.uri = masked(uri)
         self.dropped = 0
         self.reconnects = 0  # outages survived
         self.reconnect = reconnect or Reconnect()

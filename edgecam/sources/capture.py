@@ -15,6 +15,7 @@ import numpy as np
 
 from edgecam.base.errors import SourceError
 from edgecam.base.frame import Frame
+from edgecam.base.redact import masked
 from edgecam.sources.base import LiveSource, Orientation, Reconnect
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class GStreamerSource(CaptureSource):
 
     def _cannot_open(self) -> str:
         return (f"GStreamer pipeline of {self.uri} does not start: run it with gst-launch-1.0 to see "
-                f"why: {self.pipeline}")
+                f"why: {masked(self.pipeline)}")
 
 
 def csi_pipeline(sensor: int, size: tuple[int, int], fps: float) -> str:
@@ -131,7 +132,7 @@ class StreamSource(CaptureSource):
             # own OPENCV_FFMPEG_CAPTURE_OPTIONS wins.
             os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
         timeout = round(self.reconnect.read_timeout * 1000)
-        return cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG, [
+        return cv2.VideoCapture(self.address, cv2.CAP_FFMPEG, [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout])
 
     def _cannot_open(self) -> str:
