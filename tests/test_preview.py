@@ -72,7 +72,7 @@ def test_token_status_and_metrics(preview: str) -> None:
     assert values['edgecam_inference_seconds_bucket{le="+Inf"}'] == values["edgecam_inference_seconds_count"]
     assert values["edgecam_inference_seconds_sum"] > 0
     # Nobody watches the stream: nothing was JPEG-encoded.
-    assert values["edgecam_preview_viewers"] == 0 and values["edgecam_preview_encoded_frames"] == 0
+    assert values["edgecam_preview_viewers"] == 0 and values["edgecam_preview_encoded_frames_total"] == 0
 
 
 class DevTools:
@@ -150,7 +150,7 @@ def test_page_shows_the_stream_and_live_predictions_in_chromium(preview: str, ch
     photo = cv2.imread(str(tmp_path / "dataset" / "cat" / "cat_0001.jpg"))
     assert photo is not None and photo.shape == (720, 1280, 3)
     values = metrics(preview)
-    assert values["edgecam_preview_viewers"] >= 1 and values["edgecam_preview_encoded_frames"] >= 1
+    assert values["edgecam_preview_viewers"] >= 1 and values["edgecam_preview_encoded_frames_total"] >= 1
     shot = chromium.call("Page.captureScreenshot", format="png")["data"]
     (tmp_path / "preview.png").write_bytes(base64.b64decode(shot))
 

@@ -31,6 +31,7 @@ class Metrics(Sink):
         self._last_index: int | None = None
         # Gauges owned by other outputs (the preview's viewer count), read when rendering.
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self.counters: dict[str, tuple[str, Callable[[], float]]] = {}  # the same, only ever growing
 
     def write(self, frame: Frame, prediction: Prediction) -> None:
         seconds = prediction.inference_ms / 1000
@@ -80,8 +81,9 @@ class Metrics(Sink):
                 *_metric("edgecam_events_total", "counter", "events passed on, by kind",
                          [(f'{{kind="{k}"}}', v) for k, v in sorted(self.events.items())]),
             ]
-        for name, (help_text, read) in sorted(self.gauges.items()):
-            lines += _metric(name, "gauge", help_text, [("", read())])
+        for kind, owned in (("gauge", self.gauges), ("counter", self.counters)):
+            for name, (help_text, read) in sorted(owned.items()):
+                lines += _metric(name, kind, help_text, [("", read())])
         return "\n".join(lines) + "\n"
 
 

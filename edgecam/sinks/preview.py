@@ -7,15 +7,19 @@ connection has its own thread and always gets the newest JPEG, so a slow viewer 
 instead of slowing anything else."""
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
 import logging
+import re
 import socket
+import sys
 import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
@@ -32,6 +36,17 @@ from edgecam.sinks.shots import ShotWriter
 log = logging.getLogger(__name__)
 
 BOUNDARY = "edgecam-frame"
+# Connections waiting to be accepted: a burst of page loads, polls and viewers fits (the stdlib's
+# default of 5 stalled every 7th of 50 connects by a second, in SYN retries).
+BACKLOG = 64
+# Connections served at once (viewers included); the excess gets 503 at once, never a thread.
+MAX_CONNECTIONS = 100
+# A connection that sends no request (or stalls its reader) this long is closed.
+IDLE_SECONDS = 10.0
+# Names a token-less loopback preview answers to: any other Host is a DNS-rebinding page's.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, TimeoutError, ConnectionAbortedError)
 
 
 def parse_address(value: str) -> tuple[str, int]:
@@ -42,6 +57,56 @@ def parse_address(value: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 <= int(port) <= 65535 or (sep and not host):
         raise ValueError("must be [HOST:]PORT with a port from 0 to 65535")
     return host, int(port)
+
+
+def shown_address(host: str, port: int) -> str:
+    """host:port as a user types it: IPv6 in brackets ([::]:8090, not :::8090)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port: 'example.org:8090' and '[::1]:8090' give
+    'example.org' and '::1'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+class PreviewServer(ThreadingHTTPServer):
+    """The stdlib's threading server with a real backlog, a cap on connections and no traceback
+    for a client that went away."""
+
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = BACKLOG
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: socket.socket, client_address: tuple) -> None:
+        if not self.slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):  # a client that left already
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Retry-After: 5\r\nConnection: close\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: socket.socket, client_address: tuple) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: socket.socket, client_address: tuple) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, QUIET_ERRORS):
+            log.debug("web preview %s went away: %s", client_address[0], type(error).__name__)
+        else:
+            log.warning("web preview: a request from %s failed: %s: %s", client_address[0],
+                        type(error).__name__, error)
 
 
 def is_loopback(host: str) -> bool:
@@ -58,7 +123,7 @@ class Preview(Sink):
                  max_fps: float = 10.0, width: int = 640, quality: int = 80,
                  shots: ShotWriter | None = None) -> None:
         if not is_loopback(host) and not token:
-            raise UsageError(f"--preview {host}:{port} is reachable from other machines: set "
+            raise UsageError(f"--preview {shown_address(host, port)} is reachable from other machines: set "
                              "--preview-token (or preview_token in the config) so only those "
                              "who know it can watch")
         self.host, self.port, self.token = host, port, token
@@ -91,17 +156,16 @@ class Preview(Sink):
 
     def open(self) -> None:
         handler = type("Handler", (PreviewHandler,), {"preview": self})
-        server_class = type("Server", (ThreadingHTTPServer,), {
-            "daemon_threads": True, "block_on_close": False,
+        server_class = type("Server", (PreviewServer,), {
             "address_family": socket.AF_INET6 if ":" in self.host else socket.AF_INET})
         try:
             self._server = server_class((self.host, self.port), handler)
         except OSError as e:
-            raise EdgecamError(f"web preview cannot listen on {self.host}:{self.port} "
+            raise EdgecamError(f"web preview cannot listen on {shown_address(self.host, self.port)} "
                                f"({e.strerror}): choose another --preview port") from None
         self.metrics.gauges["edgecam_preview_viewers"] = ("viewers of the MJPEG stream",
                                                           lambda: self.viewers)
-        self.metrics.gauges["edgecam_preview_encoded_frames"] = (
+        self.metrics.counters["edgecam_preview_encoded_frames_total"] = (
             "frames JPEG-encoded for the stream (only while it has viewers)", lambda: self.encoded)
         self._threads = [threading.Thread(target=self._server.serve_forever, name="preview http",
                                           daemon=True),
@@ -200,16 +264,35 @@ class Preview(Sink):
         if not self.token:
             return True
         given = parse_qs(urlsplit(path).query).get("token", [""])[0]
-        if authorization and authorization.startswith("Bearer "):
-            given = authorization[len("Bearer "):].strip()
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        if scheme.lower() == "bearer":  # auth schemes are case-insensitive (RFC 9110)
+            given = credentials.strip()
         return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def host_allowed(self, header: str | None) -> bool:
+        """A token-less preview answers only to loopback names and its own address: a web page
+        that rebinds its name to 127.0.0.1 sends its own name as Host. With a token (a reverse
+        proxy, another machine) the token is the check."""
+        if self.token:
+            return True
+        if not header:  # an HTTP/1.0 tool; browsers always send one
+            return True
+        name = host_name(header)
+        return name in LOOPBACK_NAMES or name == self.host.lower() or is_loopback(name)
 
 
 class PreviewHandler(BaseHTTPRequestHandler):
     preview: Preview
-    server_version = "edgecam"
+    timeout = IDLE_SECONDS  # socketserver applies it to the connection's socket
+
+    def version_string(self) -> str:
+        return "edgecam"  # not the Python version
 
     def _refused(self) -> bool:
+        if not self.preview.host_allowed(self.headers.get("Host")):
+            self._send(HTTPStatus.MISDIRECTED_REQUEST, "text/plain; charset=utf-8",
+                       b"this preview answers to localhost only: open it as http://127.0.0.1:PORT/\n")
+            return True
         if self.preview.authorized(self.path, self.headers.get("Authorization")):
             return False
         self._send(HTTPStatus.UNAUTHORIZED, "text/plain; charset=utf-8",
@@ -235,12 +318,18 @@ class PreviewHandler(BaseHTTPRequestHandler):
             return
         self._send(HTTPStatus.OK, "application/json", json.dumps({"saved": saved}).encode())
 
+    def do_HEAD(self) -> None:
+        """What GET would answer, without the body (uptime checkers, curl -I)."""
+        self.do_GET()
+
     def do_GET(self) -> None:
         if self._refused():
             return
         route = urlsplit(self.path).path
         if route in ("/", "/index.html"):
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE.encode())
+        elif route == "/stream.mjpg" and self.command == "HEAD":
+            self._send(HTTPStatus.OK, f"multipart/x-mixed-replace; boundary={BOUNDARY}", b"")
         elif route == "/stream.mjpg":
             self._stream()
         elif route == "/api/status":
@@ -261,7 +350,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _stream(self) -> None:
         self.send_response(HTTPStatus.OK)
@@ -286,4 +376,5 @@ class PreviewHandler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:
-        log.debug("web preview %s: %s", self.client_address[0], format % args)
+        # the request line may carry ?token=...: never logged
+        log.debug("web preview %s: %s", self.client_address[0], TOKEN_IN_QUERY.sub(r"\1***", format % args))
