@@ -1,6 +1,7 @@
 """Reading image files as RGB arrays, with one-line errors."""
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -8,8 +9,18 @@ import cv2
 import numpy as np
 
 from edgecam.base.errors import SourceError
+from edgecam.base.imagesize import pixel_size
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+
+
+def max_pixels() -> int:
+    """The largest image edgecam decodes: $EDGECAM_MAX_IMAGE_MP megapixels (default 50, a 12 MP
+    camera's photo four times over); larger ones are refused from their header."""
+    try:
+        return int(float(os.environ.get("EDGECAM_MAX_IMAGE_MP") or 50) * 1e6)
+    except ValueError:
+        raise SourceError("EDGECAM_MAX_IMAGE_MP must be a number of megapixels, like 50") from None
 
 
 def is_image_file(path: Path) -> bool:
@@ -32,6 +43,11 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise SourceError(f"image {path} cannot be read: {e.strerror or e}") from None
     except ValueError:  # a NUL byte in the name
         raise SourceError(f"image {str(path)!r} does not exist") from None
+    size = pixel_size(data[:65536].tobytes())
+    if size is not None and size[0] * size[1] > max_pixels():
+        raise SourceError(f"image {path} is {size[0]}×{size[1]} pixels ({size[0] * size[1] / 1e6:.0f} MP), "
+                          f"more than the {max_pixels() / 1e6:g} MP edgecam decodes: make it smaller, or "
+                          "raise EDGECAM_MAX_IMAGE_MP")
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     except cv2.error:  # most decoders return None for bad data; some raise
