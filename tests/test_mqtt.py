@@ -5,11 +5,13 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -132,6 +134,39 @@ def test_wrong_password_warns_once_and_inference_goes_on(broker: int) -> None:
                      f"mqtt://{USER}:wrong@127.0.0.1:{broker}/{TOPIC}", check=True)
     assert result.stderr.count("WARNING") == 1 and "refused the connection" in result.stderr
     assert "classified 20 frames" in result.stderr
+
+
+def test_a_broker_that_is_down_at_start_warns_once_and_is_counted_apart(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stderr = tmp_path / "stderr"
+    run = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--headless", "--duration", "30",
+                            "--preview", "127.0.0.1:0", "--mqtt", f"mqtt://{USER}:{PASSWORD}@127.0.0.1:{port}/t"],
+                           stdout=subprocess.DEVNULL, stderr=stderr.open("w"))
+    try:
+        base = wait_for(lambda: re.search(r"web preview at (\S+)", stderr.read_text()), 60,
+                        "the preview").group(1)
+        wait_for(lambda: "cannot reach the broker" in stderr.read_text(), 20, "the warning")
+
+        def failures() -> dict[str, float]:
+            with urllib.request.urlopen(base + "metrics", timeout=5) as response:
+                text = response.read().decode()
+            return {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+                    if line.startswith(("edgecam_mqtt_connection_failures_total", "edgecam_errors_total"))}
+
+        counted = wait_for(lambda: (f := failures()).get("edgecam_mqtt_connection_failures_total", 0) >= 1
+                           and f, 20, "a counted connection failure")
+        assert 'edgecam_errors_total{output="mqtt"}' not in counted  # nothing was dropped yet
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(30) == 0
+    finally:
+        run.kill()
+        run.wait()
+    text = stderr.read_text()
+    warnings = [line for line in text.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and f"mqtt://{USER}:***@127.0.0.1:{port}/t" in warnings[0], warnings
+    assert PASSWORD not in text
 
 
 def test_bad_urls_are_usage_errors() -> None:

@@ -34,8 +34,8 @@ class BrokerUrl:
 
     @property
     def shown(self) -> str:
-        """The URL without the password, for messages."""
-        user = f"{self.username}@" if self.username else ""
+        """The URL with its password masked, for messages (as every URL edgecam shows)."""
+        user = f"{self.username}{':***' if self.password is not None else ''}@" if self.username else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}/{self.topic}"
 
 
@@ -72,6 +72,7 @@ class Mqtt(ThreadedSink[tuple[Frame, Prediction]]):
         self._paho = paho
         self._connected_once = False
         self._disconnect_warned = False
+        self.connection_failures = 0  # failed connects and lost connections; dropped messages are errors
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2,
                                   client_id=f"edgecam-{socket.gethostname()}-{os.getpid()}")
         if url.username:
@@ -83,6 +84,10 @@ class Mqtt(ThreadedSink[tuple[Frame, Prediction]]):
         self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
+        if metrics is not None:
+            metrics.counters["edgecam_mqtt_connection_failures_total"] = (
+                "failed or lost connections to the MQTT broker", lambda: self.connection_failures)
 
     def open(self) -> None:
         # connect_async: a broker that is down at start-up is retried, not a reason to stop.
@@ -127,14 +132,18 @@ class Mqtt(ThreadedSink[tuple[Frame, Prediction]]):
         if self.discovery:
             self._announce()  # on each connect: a restarted broker may have forgotten it
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._warn(f"cannot reach the broker {self.url.shown}: retrying in the background; "
+                   "classification goes on (events are queued, then dropped)")
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code != 0:
             self._warn(f"lost the broker {self.url.shown} ({reason_code}): retrying in the "
                        "background; classification goes on")
 
     def _warn(self, message: str) -> None:
-        if self.metrics is not None:
-            self.metrics.error("mqtt")
+        """One warning per outage (the first failed connect, each loss), every failure counted."""
+        self.connection_failures += 1
         if not self._disconnect_warned:
             self._disconnect_warned = True
             log.warning("MQTT: %s", message)
