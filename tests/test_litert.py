@@ -21,9 +21,9 @@ pytestmark = pytest.mark.slow
 def built(model_cache: Path) -> dict[str, dict]:
     require_module("ai_edge_litert", "ai-edge-litert", pip=True)
     require_module("litert_torch", "litert-torch", pip=True)
-    result = edgecam("models", "build", "efficientnet_lite0", "--backends", "onnx,litert,litert-int8",
-                     check=True, timeout=900)
-    assert "top-1 agreement with fp32" in result.stdout
+    # built here, or already by an earlier test (auto builds every backend's file)
+    edgecam("models", "build", "efficientnet_lite0", "--backends", "onnx,litert,litert-int8", check=True,
+            timeout=900)
     return {kind: json.loads((model_cache / f"efficientnet_lite0{suffix}.json").read_text())
             for kind, suffix in (("litert", ".tflite"), ("litert-int8", ".int8.tflite"))}
 
