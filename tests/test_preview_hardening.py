@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import edgecam, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 from edgecam.sinks.preview import IDLE_SECONDS, MAX_CONNECTIONS
 
@@ -80,8 +81,11 @@ def test_resets_rebinding_head_and_the_server_header(tmp_path: Path) -> None:
             assert status == 200 and body == b"", path
         assert int(request(port, "HEAD", "/")[1]["Content-Length"]) > 0
         metrics = request(port, path="/metrics")[2].decode()
-        assert "# TYPE edgecam_preview_encoded_frames_total counter" in metrics
-        assert "edgecam_preview_encoded_frames " not in metrics
+        # Prometheus's own parser reads the page; it names a counter without its _total
+        kinds = {family.name: family.type for family in text_string_to_metric_families(metrics)}
+        assert kinds["edgecam_preview_encoded_frames"] == "counter"
+        assert kinds["edgecam_frames"] == "counter" and kinds["edgecam_preview_viewers"] == "gauge"
+        assert kinds["edgecam_inference_seconds"] == "histogram"
         time.sleep(0.5)  # the server threads of the resets are done
     lines = stderr.read_text().splitlines()
     assert not [line for line in lines if "Traceback" in line], "\n".join(lines[-40:])
