@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -315,3 +316,15 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     running.start()
     yield running
     running.kill()
+
+
+# --- a decompression bomb (test_image_bombs, test_train) --------------------------------------------
+
+def jpeg_bomb(path: Path, side: int = 60_000) -> Path:
+    """A real small JPEG whose frame header is rewritten to claim side×side pixels."""
+    _, encoded = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    data = bytearray(encoded.tobytes())
+    at = data.index(b"\xff\xc0")
+    data[at + 5:at + 9] = struct.pack(">HH", side, side)
+    path.write_bytes(bytes(data))
+    return path

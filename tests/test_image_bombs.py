@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import edgecam, read_jsonl
+from conftest import edgecam, jpeg_bomb, read_jsonl
 
 from edgecam.base.imagesize import pixel_size
 
@@ -28,16 +28,6 @@ def png_bomb(path: Path, side: int = SIDE) -> Path:
     data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
                      + chunk(b"IDAT", data) + chunk(b"IEND", b""))
-    return path
-
-
-def jpeg_bomb(path: Path, side: int = 60_000) -> Path:
-    """A real small JPEG whose frame header is rewritten to claim side×side pixels."""
-    _, encoded = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
-    data = bytearray(encoded.tobytes())
-    at = data.index(b"\xff\xc0")
-    data[at + 5:at + 9] = struct.pack(">HH", side, side)
-    path.write_bytes(bytes(data))
     return path
 
 

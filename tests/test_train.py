@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import edgecam, photo, read_jsonl
+from conftest import edgecam, jpeg_bomb, photo, read_jsonl
 
 CLASSES = ("astronaut", "chelsea", "coffee", "rocket")
 MODEL = "photos4"
@@ -130,9 +130,11 @@ def test_eval_skips_unreadable_images_and_refuses_unknown_classes(trained: str, 
     for crop in (photo_dataset / "dataset" / "val" / "coffee").iterdir():
         (folder / crop.name).write_bytes(crop.read_bytes())
     (folder / "truncated.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    report = json.loads(edgecam("eval", str(tmp_path / "eval"), "--model", MODEL, "--json",
-                                check=True).stdout)
-    assert (report["images"], report["unreadable"]) == (4, 1)
+    jpeg_bomb(folder / "huge.jpg")  # refused from its header, never decoded
+    result = edgecam("eval", str(tmp_path / "eval"), "--model", MODEL, "--json", check=True)
+    report = json.loads(result.stdout)
+    assert (report["images"], report["unreadable"]) == (4, 2)
+    assert "huge.jpg is 60000×60000 pixels" in result.stderr
     (tmp_path / "eval" / "teapot").mkdir()
     (tmp_path / "eval" / "teapot" / "a.jpg").write_bytes((folder / "coffee_0.jpg").read_bytes())
     result = edgecam("eval", str(tmp_path / "eval"), "--model", MODEL)
