@@ -6,6 +6,7 @@ Imports torch."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,10 @@ def _run_torchscript(path: Path, images: np.ndarray) -> np.ndarray:
         return torch.jit.load(str(path)).eval()(torch.from_numpy(images)).numpy()
 
 
-EXPORTERS = {
+# (write the file of `model` for `example` at a path, logits of that file for a batch of images)
+Exporter = tuple[Callable[[nn.Module, torch.Tensor, Path], None], Callable[[Path, np.ndarray], np.ndarray]]
+
+EXPORTERS: dict[str, Exporter] = {
     "onnx": (_export_onnx, run_onnx),
     "torchscript": (_export_torchscript, _run_torchscript),
 }
@@ -127,10 +131,11 @@ def unwritable(path: Path, e: atomic.Unwritable) -> ModelError:
 
 
 def export_checked(model: nn.Module, spec: store.ModelSpec, kind: str, path: Path,
-                   progress: Progress | None = None) -> float:
+                   progress: Progress | None = None, exporter: Exporter | None = None) -> float:
     """Export `model` as `kind` to `path` (atomically), only once the export's logits agree with
-    eager torch within MAX_ABS_DIFF on sample input; the difference found."""
-    export, run = EXPORTERS[kind]
+    eager torch within MAX_ABS_DIFF on sample input; the difference found. `exporter` is the
+    kind's own where EXPORTERS has none (LiteRT's, in edgecam.models.to_litert)."""
+    export, run = exporter or EXPORTERS[kind]
     example = sample_input(spec)
     with torch.inference_mode():
         expected = model(example).numpy()
@@ -149,14 +154,16 @@ def export_checked(model: nn.Module, spec: store.ModelSpec, kind: str, path: Pat
     return diff
 
 
-def export(spec: store.ModelSpec, kind: str, path: Path) -> dict:
-    """Export `spec` as `kind` to `path` (atomically) after checking it against eager torch."""
+def export(spec: store.ModelSpec, kind: str, path: Path, exporter: Exporter | None = None,
+           **recorded: object) -> dict:
+    """Export `spec` as `kind` to `path` (atomically) after checking it against eager torch;
+    `recorded` adds to what its sidecar records (the converter's version)."""
     progress = Progress(f"building {spec.name} ({kind})", 4)
     model = wrapped(spec)
     progress.advance(note="weights loaded")
-    diff = export_checked(model, spec, kind, path, progress)
+    diff = export_checked(model, spec, kind, path, progress, exporter)
     details = {"kind": kind, "max_abs_diff": diff, "input": spec.input, "torch": torch.__version__,
-               "trained": store.weights_id(spec) is not None}
+               "trained": store.weights_id(spec) is not None, **recorded}
     store.write_meta(spec, path, **details)
     progress.finish(f"{path} (max |Δlogit| vs torch {diff:.2e})")
     return details

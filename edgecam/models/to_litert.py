@@ -11,7 +11,9 @@ then one more at a time until fp32's top-1 holds on MIN_AGREEMENT of the frames.
 Imports torch and litert-torch (with jax): a build-time dependency, never a device one."""
 from __future__ import annotations
 
+import functools
 import re
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -47,35 +49,21 @@ def _failed(spec: store.ModelSpec, kind: str, e: Exception) -> ModelError:
                       f"({lines[-1] if lines else type(e).__name__}): pick another --backend")
 
 
-def build_fp32(spec: store.ModelSpec, path: Path, _calib: Path | None = None) -> dict:
-    progress = Progress(f"building {spec.name} (litert)", 4)
-    model = build.wrapped(spec)
-    progress.advance(note="weights loaded")
-    example = build.sample_input(spec)
-    with torch.inference_mode():
-        expected = model(example).numpy()
+def _export(spec: store.ModelSpec, model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
     try:
-        with atomic.replaced(path) as tmp:
-            try:
-                with native_stderr_hidden(), torch.no_grad():
-                    import litert_torch
+        with native_stderr_hidden():
+            import litert_torch
 
-                    litert_torch.config.show_progress = False
-                    litert_torch.convert(model, (example[:1],)).export(str(tmp))
-            except Exception as e:  # noqa: BLE001 - the converter raises whatever MLIR or torch.export raise
-                raise _failed(spec, "litert", e) from None
-            diff = float(np.abs(run(tmp, example.numpy()) - expected).max())
-            progress.advance(2, note=f"converted, max |Δlogit| {diff:.2e}")
-            if not diff <= build.MAX_ABS_DIFF:
-                raise ModelError(f"the litert file of {spec.name} differs from torch by {diff:.3g} "
-                                 f"(limit {build.MAX_ABS_DIFF}); refusing to write it")
-    except atomic.Unwritable as e:
-        raise build.unwritable(path, e) from None
-    details = {"kind": "litert", "max_abs_diff": diff, "input": spec.input, "torch": torch.__version__,
-               "litert_torch": litert_torch.__version__, "trained": store.weights_id(spec) is not None}
-    store.write_meta(spec, path, **details)
-    progress.finish(f"{path} (max |Δlogit| vs torch {diff:.2e})")
-    return details
+            litert_torch.config.show_progress = False
+            litert_torch.convert(model, (example,)).export(str(path))
+    except Exception as e:  # noqa: BLE001 - the converter raises whatever MLIR or torch.export raise
+        raise _failed(spec, "litert", e) from None
+
+
+def build_fp32(spec: store.ModelSpec, path: Path, _calib: Path | None = None) -> dict:
+    """The fp32 file, exported and checked as the ONNX file is (edgecam.models.build.export)."""
+    return build.export(spec, "litert", path, (functools.partial(_export, spec), run),
+                        litert_torch=metadata.version("litert-torch"))
 
 
 CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
@@ -83,39 +71,45 @@ CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 MAX_FLOAT_LAYERS = 4
 
 
-def _leading_convolutions(path: Path, count: int) -> list[str]:
-    """Names of the tensors the first `count` convolutions of the fp32 file write."""
-    from ai_edge_litert.interpreter import Interpreter
+class _Int8:
+    """ai-edge-quantizer's static int8 recipe on the fp32 file, its activation ranges measured once
+    on the calibration frames and reused for each count of float layers tried."""
 
-    with native_stderr_hidden():
-        interpreter = Interpreter(model_path=str(path))
-    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
-    ops = [op for op in interpreter._get_ops_details() if op["op_name"] in CONVOLUTIONS]
-    return [names[op["outputs"][0]] for op in ops[:count]]
+    def __init__(self, fp32: Path, frames: np.ndarray) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_quantizer import calibrator
+        from ai_edge_quantizer.utils import qsv_utils
 
+        self.fp32 = fp32
+        interpreter = Interpreter(model_path=str(fp32))
+        names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+        self.convolutions = [names[op["outputs"][0]] for op in interpreter._get_ops_details()
+                             if op["op_name"] in CONVOLUTIONS]
+        signature, inputs = next(iter(interpreter.get_signature_list().items()))
+        ranges = calibrator.Calibrator(str(fp32), qsv_update_func=qsv_utils.min_max_update)
+        ranges.calibrate({signature: [{inputs["inputs"][0]: f[None]} for f in frames]}, self._recipe(0))
+        self.ranges = ranges.get_model_qsvs()
 
-def _quantize(fp32: Path, out: Path, frames: np.ndarray, float_layers: int) -> None:
-    from ai_edge_litert.interpreter import Interpreter
-    from ai_edge_quantizer import calibrator, qtyping, quantizer, recipe_manager
-    from ai_edge_quantizer.algorithm_manager import AlgorithmName
-    from ai_edge_quantizer.utils import qsv_utils
+    def _recipe(self, float_layers: int):  # -> ai_edge_quantizer.recipe_manager.RecipeManager
+        from ai_edge_quantizer import qtyping, recipe_manager
+        from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-    recipe = recipe_manager.RecipeManager()
-    recipe.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-                             activation_num_bits=8, weight_num_bits=8)
-    for name in _leading_convolutions(fp32, float_layers):
-        recipe.add_quantization_config(regex=re.escape(name),
-                                       operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
-                                       algorithm_key=AlgorithmName.NO_QUANTIZE)
-    signatures = Interpreter(model_path=str(fp32)).get_signature_list()
-    signature, spec = next(iter(signatures.items()))
-    image = spec["inputs"][0]
-    ranges = calibrator.Calibrator(str(fp32), qsv_update_func=qsv_utils.min_max_update)
-    ranges.calibrate({signature: [{image: f[None]} for f in frames]}, recipe)
-    tool = quantizer.Quantizer(str(fp32))
-    tool.load_quantization_recipe(recipe.get_quantization_recipe())
-    tool.quantize(ranges.get_model_qsvs(), enable_progress_bar=False,
-                  enable_progress_report=False).export_model(str(out), overwrite=True)
+        recipe = recipe_manager.RecipeManager()
+        recipe.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                 activation_num_bits=8, weight_num_bits=8)
+        for name in self.convolutions[:float_layers]:  # the first convolutions stay float
+            recipe.add_quantization_config(regex=re.escape(name),
+                                           operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                           algorithm_key=AlgorithmName.NO_QUANTIZE)
+        return recipe
+
+    def write(self, out: Path, float_layers: int) -> None:
+        from ai_edge_quantizer import quantizer
+
+        tool = quantizer.Quantizer(str(self.fp32))
+        tool.load_quantization_recipe(self._recipe(float_layers).get_quantization_recipe())
+        tool.quantize(self.ranges, enable_progress_bar=False,
+                      enable_progress_report=False).export_model(str(out), overwrite=True)
 
 
 def build_int8(spec: store.ModelSpec, path: Path, calib: Path | None = None) -> dict:
@@ -130,16 +124,18 @@ def build_int8(spec: store.ModelSpec, path: Path, calib: Path | None = None) -> 
     trained = store.weights_id(spec) is not None
     try:
         with atomic.replaced(path) as tmp:
-            for float_layers in range(1, MAX_FLOAT_LAYERS + 1):
-                try:
+            try:
+                with native_stderr_hidden():
+                    int8 = _Int8(fp32, frames)
+                for float_layers in range(1, MAX_FLOAT_LAYERS + 1):
                     with native_stderr_hidden():
-                        _quantize(fp32, tmp, frames, float_layers)
-                except Exception as e:  # noqa: BLE001 - the quantizer raises many types
-                    raise _failed(spec, "litert-int8", e) from None
-                agreement = quantize.agreement_of(expected, run(tmp, frames))
-                progress.advance(note=f"{float_layers} float layers: top-1 agreement {agreement:.1%}")
-                if not trained or agreement >= quantize.MIN_AGREEMENT:
-                    break
+                        int8.write(tmp, float_layers)
+                    agreement = quantize.agreement_of(expected, run(tmp, frames))
+                    progress.advance(note=f"{float_layers} float layers: top-1 agreement {agreement:.1%}")
+                    if not trained or agreement >= quantize.MIN_AGREEMENT:
+                        break
+            except Exception as e:  # noqa: BLE001 - the quantizer raises many types
+                raise _failed(spec, "litert-int8", e) from None
             quantize.checked_agreement(spec, agreement)
     except atomic.Unwritable as e:
         raise build.unwritable(path, e) from None
