@@ -7,18 +7,26 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import NamedTuple
 
 from edgecam.backends.base import Backend
 from edgecam.models import artifacts, store
 
-# backend name → (module, class, artifact kind it loads)
-BACKENDS: dict[str, tuple[str, str, str]] = {
-    "onnx": ("edgecam.backends.onnx", "OnnxBackend", "onnx"),
-    "onnx-int8": ("edgecam.backends.onnx", "OnnxBackend", "onnx-int8"),
-    "torchscript": ("edgecam.backends.torchscript", "TorchScriptBackend", "torchscript"),
-    "litert": ("edgecam.backends.litert", "LiteRtBackend", "litert"),
-    "litert-int8": ("edgecam.backends.litert", "LiteRtBackend", "litert-int8"),
-    "ncnn": ("edgecam.backends.ncnn", "NcnnBackend", "ncnn"),
+
+class Entry(NamedTuple):
+    module: str  # the edgecam module of the backend class
+    cls: str
+    artifact: str  # the kind of file it loads (edgecam.models.store.ARTIFACTS)
+    runtime: str  # the module of the runtime it needs: one that is not installed is not offered by auto
+
+
+BACKENDS: dict[str, Entry] = {
+    "onnx": Entry("edgecam.backends.onnx", "OnnxBackend", "onnx", "onnxruntime"),
+    "onnx-int8": Entry("edgecam.backends.onnx", "OnnxBackend", "onnx-int8", "onnxruntime"),
+    "torchscript": Entry("edgecam.backends.torchscript", "TorchScriptBackend", "torchscript", "torch"),
+    "litert": Entry("edgecam.backends.litert", "LiteRtBackend", "litert", "ai_edge_litert"),
+    "litert-int8": Entry("edgecam.backends.litert", "LiteRtBackend", "litert-int8", "ai_edge_litert"),
+    "ncnn": Entry("edgecam.backends.ncnn", "NcnnBackend", "ncnn", "ncnn"),
 }
 
 
@@ -28,7 +36,7 @@ CHOICES = (*BACKENDS, "auto")
 
 def artifact(name: str, spec: store.ModelSpec, allow_untrained: bool = False) -> Path:
     """The verified file backend `name` loads for `spec`, built first when needed."""
-    return artifacts.ensure(spec, BACKENDS[name][2], allow_untrained)
+    return artifacts.ensure(spec, BACKENDS[name].artifact, allow_untrained)
 
 
 def load(name: str, spec: store.ModelSpec, threads: int, allow_untrained: bool = False) -> Backend:
@@ -36,7 +44,7 @@ def load(name: str, spec: store.ModelSpec, threads: int, allow_untrained: bool =
         from edgecam.backends import auto
 
         name = auto.choose(spec, threads, allow_untrained)
-    module_name, class_name, _ = BACKENDS[name]
+    entry = BACKENDS[name]
     path = artifact(name, spec, allow_untrained)
     # One class may serve several choices (onnx, onnx-int8): it is told which one.
-    return getattr(importlib.import_module(module_name), class_name)(path, threads, name)
+    return getattr(importlib.import_module(entry.module), entry.cls)(path, threads, name)

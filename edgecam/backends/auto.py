@@ -10,7 +10,7 @@ import logging
 import statistics
 from datetime import UTC, datetime
 
-from edgecam.backends import timing
+from edgecam.backends import BACKENDS, timing
 from edgecam.base import atomic
 from edgecam.base.errors import ModelError
 from edgecam.base.progress import Progress
@@ -25,14 +25,9 @@ RUNOFF_ROUNDS = 2  # further measurements of the two fastest, alternating
 MIN_AGREEMENT = 0.875
 
 
-# Backend → the module its runtime needs; one that is not installed is not measured.
-RUNTIMES = {"onnx": "onnxruntime", "onnx-int8": "onnxruntime", "litert": "ai_edge_litert",
-            "litert-int8": "ai_edge_litert", "ncnn": "ncnn", "torchscript": "torch"}
-
-
 def candidates() -> list[str]:
     """Backends worth measuring here: those whose runtime is installed."""
-    return [name for name, module in RUNTIMES.items() if importlib.util.find_spec(module) is not None]
+    return [name for name, entry in BACKENDS.items() if importlib.util.find_spec(entry.runtime) is not None]
 
 
 def machine_suffix() -> str:
