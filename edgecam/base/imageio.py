@@ -1,7 +1,6 @@
 """Reading image files as RGB arrays, with one-line errors."""
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -9,18 +8,9 @@ import cv2
 import numpy as np
 
 from edgecam.base.errors import SourceError
-from edgecam.base.imagesize import pixel_size
+from edgecam.base.imagesize import max_pixels, pixel_size
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-
-
-def max_pixels() -> int:
-    """The largest image edgecam decodes: $EDGECAM_MAX_IMAGE_MP megapixels (default 50, a 12 MP
-    camera's photo four times over); larger ones are refused from their header."""
-    try:
-        return int(float(os.environ.get("EDGECAM_MAX_IMAGE_MP") or 50) * 1e6)
-    except ValueError:
-        raise SourceError("EDGECAM_MAX_IMAGE_MP must be a number of megapixels, like 50") from None
 
 
 def is_image_file(path: Path) -> bool:

@@ -5,12 +5,27 @@ Knows PNG, JPEG, GIF, BMP, WebP, TIFF and PPM/PGM; None for anything else (OpenC
 set in edgecam/__init__.py, still applies to those)."""
 from __future__ import annotations
 
+import os
 import re
 import struct
+
+from edgecam.base.errors import SourceError
 
 # JPEG start-of-frame markers (baseline, progressive, lossless, …): not DHT (C4), JPG (C8), DAC (CC)
 _JPEG_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _PNM = re.compile(rb"P[1-6]\s+(?:#[^\n]*\n\s*)*(\d+)\s+(?:#[^\n]*\n\s*)*(\d+)")
+
+
+DEFAULT_MP = 50  # a 12 MP camera's photo four times over
+
+
+def max_pixels() -> int:
+    """The largest image edgecam decodes: $EDGECAM_MAX_IMAGE_MP megapixels (default DEFAULT_MP);
+    larger ones are refused from their header."""
+    try:
+        return int(float(os.environ.get("EDGECAM_MAX_IMAGE_MP") or DEFAULT_MP) * 1e6)
+    except ValueError:
+        raise SourceError("EDGECAM_MAX_IMAGE_MP must be a number of megapixels, like 50") from None
 
 
 def pixel_size(data: bytes) -> tuple[int, int] | None:

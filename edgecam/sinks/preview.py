@@ -43,8 +43,6 @@ BACKLOG = 64
 MAX_CONNECTIONS = 100
 # A connection that sends no request (or stalls its reader) this long is closed.
 IDLE_SECONDS = 10.0
-# Names a token-less loopback preview answers to: any other Host is a DNS-rebinding page's.
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
 QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, TimeoutError, ConnectionAbortedError)
 
@@ -278,7 +276,7 @@ class Preview(Sink):
         if not header:  # an HTTP/1.0 tool; browsers always send one
             return True
         name = host_name(header)
-        return name in LOOPBACK_NAMES or name == self.host.lower() or is_loopback(name)
+        return is_loopback(name) or name == self.host.lower()
 
 
 class PreviewHandler(BaseHTTPRequestHandler):
