@@ -13,6 +13,8 @@ PROFILE_FORMAT = 1
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from edgecam.models.store import ARTIFACTS
+
     models = commands.add_parser("models", help="list, profile, build and pull the models")
     actions = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
@@ -38,8 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     building = actions.add_parser("build", help="build (export and verify) a model's files")
     building.add_argument("name", metavar="NAME")
     building.add_argument("--backends", metavar="B,…", type=backend_list,
-                          help="the files of these backends (onnx, onnx-int8, litert, litert-int8, ncnn, "
-                               "torchscript; default: onnx)")
+                          help=f"the files of these backends ({', '.join(ARTIFACTS)}; default: onnx)")
     building.add_argument("--torchscript", action="store_true", help="also build the TorchScript file")
     building.add_argument("--int8", action="store_true", help="also build the static int8 ONNX file")
     building.add_argument("--calib", metavar="DIR", type=Path,
