@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecam.backends import auto
 from edgecam.base.errors import EdgecamError
 from edgecam.base.frame import Frame, Prediction
 from edgecam.base.progress import Progress
@@ -157,13 +158,6 @@ def edgecam_run(clip: Path, model: str, threads: int, frames: int) -> float:
     return watch.fps
 
 
-def fastest_backend(model: str, threads: int) -> str:
-    """The backend `edgecam run` uses with no --backend for `model` (auto's choice once measured)."""
-    from edgecam.backends import auto
-
-    return auto.choose(store.get(model), threads)
-
-
 def _run(loop: str, clip: Path, model: str, threads: int, frames: int, extra: str = "") -> dict:
     command = [sys.executable, "-m", __name__, loop, str(clip), model, str(threads), str(frames), extra]
     # edgecam's defaults, as a user gets them: no $EDGECAM_BACKEND pin
@@ -179,7 +173,8 @@ def benchmark(model: str, threads: int, frames: int = 200, rounds: int = 5,
               clip: Path | None = None) -> dict:
     spec = store.get(model)
     builds = {kind: str(artifacts.ensure(spec, kind)) for kind in ("litert", "litert-int8")}
-    chosen = fastest_backend(model, threads)  # measured once, before anything is timed
+    # what `edgecam run` uses with no --backend: auto's choice, measured once before anything is timed
+    chosen = auto.choose(spec, threads)
     loops = [("tflite-example", builds["litert"]), ("tflite-example-int8", builds["litert-int8"]),
              ("pytorch-tutorial", ""), ("edgecam", "")]
     results: dict[str, list[float]] = {name: [] for name, _ in loops}
