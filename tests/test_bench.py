@@ -92,3 +92,10 @@ def test_peers_bench_runs_edgecam_and_the_peers_loops_on_the_same_clip(tmp_path:
     assert report["ratio_vs_tflite_example"] == pytest.approx(statistics.median(report["ratio_runs"]))
     assert report["edgecam_backend"] in {"onnx", "onnx-int8", "litert", "litert-int8", "ncnn", "torchscript"}
     assert f"edgecam run (auto: {report['edgecam_backend']})" in result.stdout
+
+
+def test_peers_bench_refuses_a_clip_it_cannot_read_before_building_anything(tmp_path: Path) -> None:
+    result = edgecam("bench", "--peers", "--clip", str(tmp_path / "none.mp4"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"edgecam: error: video file {tmp_path / 'none.mp4'} has no readable frames: check the --clip path")

@@ -64,7 +64,7 @@ class Frames:
             self.capture = cv2.VideoCapture(str(self.clip))
             ok, image = self.capture.read()
             if not ok:
-                raise EdgecamError(f"video file {self.clip} has no readable frames")
+                raise EdgecamError(f"video file {self.clip} has no readable frames: check the --clip path")
         return image
 
 
@@ -172,6 +172,8 @@ def _run(loop: str, clip: Path, model: str, threads: int, frames: int, extra: st
 def benchmark(model: str, threads: int, frames: int = 200, rounds: int = 5,
               clip: Path | None = None) -> dict:
     spec = store.get(model)
+    if clip is not None:
+        Frames(clip).read()  # a missing or unreadable --clip fails here, in one line, before any build
     builds = {kind: str(artifacts.ensure(spec, kind)) for kind in ("litert", "litert-int8")}
     # what `edgecam run` uses with no --backend: auto's choice, measured once before anything is timed
     chosen = auto.choose(spec, threads)
