@@ -10,10 +10,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -328,3 +330,65 @@ def jpeg_bomb(path: Path, side: int = 60_000) -> Path:
     data[at + 5:at + 9] = struct.pack(">HH", side, side)
     path.write_bytes(bytes(data))
     return path
+
+
+# A real mosquitto (tests of the MQTT output), with a password: USER / PASSWORD.
+USER, PASSWORD = "cam", "p@ss word"
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    """A mosquitto on a free loopback port that only lets USER in; yields the port."""
+    require("mosquitto", "mosquitto")
+    require("mosquitto_passwd", "mosquitto")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), USER, PASSWORD], check=True,
+                   capture_output=True)
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n"
+                      "persistence false\nuser root\n")
+    server = subprocess.Popen(["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        def listening() -> bool:
+            assert server.poll() is None, "mosquitto exited"
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        wait_for(listening, 20, "mosquitto to listen")
+        yield port
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+class Subscriber:
+    """Collects every message under a filter, retained ones included."""
+
+    def __init__(self, port: int, topics: str = "#") -> None:
+        self.messages: list[tuple[str, str, bool]] = []
+        self.lock = threading.Lock()
+        paho = require_module("paho.mqtt.client", "paho-mqtt", pip=True)
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self.client.username_pw_set(USER, PASSWORD)
+        subscribed = threading.Event()
+        self.client.on_connect = lambda c, *_: c.subscribe(topics, qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert subscribed.wait(20), "the subscription was not acknowledged"
+
+    def _on_message(self, client, userdata, message) -> None:
+        with self.lock:
+            self.messages.append((message.topic, message.payload.decode(), bool(message.retain)))
+
+    def on(self, topic: str) -> list[str]:
+        with self.lock:
+            return [payload for t, payload, _ in self.messages if t == topic]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

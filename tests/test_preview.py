@@ -143,6 +143,13 @@ def test_page_shows_the_stream_and_live_predictions_in_chromium(preview: str, ch
     labels = chromium.evaluate(
         "[...document.querySelectorAll('#predictions .label')].map(e => e.textContent)")
     assert len(labels) == 5 and all(labels)
+    # the token left the address bar for a cookie: no URL the page asked for carries it
+    assert chromium.evaluate("location.href") == preview
+    fetched = chromium.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("api/status" in url for url in fetched) and not any(TOKEN in url for url in fetched)
+    assert chromium.evaluate("document.cookie") == ""  # HttpOnly: no script reads it
+    # FPS and latency are drawn on the stream only, not also on the panel from another moment
+    assert "FPS" not in chromium.evaluate("document.body.innerText")
     # the 'take a photo' button saves the frame into the --shots folder, numbered
     chromium.evaluate("document.getElementById('shot').click()")
     wait_for(lambda: chromium.evaluate("document.getElementById('saved').textContent")

@@ -1,6 +1,7 @@
 """A password in a camera or stream URL reaches no output: not the log records, not stderr (the
-journal) at debug level, not the preview page, its status or its metrics, not an error line. Each
-shows the URL as `scheme://user:***@host/...`."""
+journal) at debug level, not the preview page, its status or its metrics, not the MQTT messages, not
+an error line. Each shows the URL as `scheme://user:***@host/...`. The broker's own password stays
+out of them too."""
 from __future__ import annotations
 
 import subprocess
@@ -10,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import Server, edgecam, read_jsonl
+from conftest import PASSWORD, USER, Server, Subscriber, edgecam, read_jsonl, wait_for
 
 from edgecam.bench.pipeline import free_port
 
@@ -23,13 +24,16 @@ def fetch(url: str) -> str:
 
 
 @pytest.mark.parametrize("server", ["http"], indirect=True)
-def test_a_stream_password_reaches_no_output(server: Server, tmp_path: Path) -> None:
+def test_a_stream_password_reaches_no_output(server: Server, broker: int, tmp_path: Path) -> None:
     url = server.uri.replace("http://", f"http://camuser:{SECRET}@")
     shown = server.uri.replace("http://", "http://camuser:***@")
     log, port = tmp_path / "run.jsonl", free_port()
+    mqtt = f"mqtt://{USER}:p%40ss%20word@127.0.0.1:{broker}/cam"
+    subscriber = Subscriber(broker)
     run = subprocess.Popen(
         [sys.executable, "-m", "edgecam", "--log-level", "debug", "run", "--source", url, "--headless",
-         "--duration", "20", "--log", str(log), "--preview", f"127.0.0.1:{port}"],
+         "--duration", "20", "--log", str(log), "--preview", f"127.0.0.1:{port}", "--mqtt", mqtt,
+         "--mqtt-discovery"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pages = []
     try:
@@ -46,13 +50,21 @@ def test_a_stream_password_reaches_no_output(server: Server, tmp_path: Path) -> 
     finally:
         run.terminate()
         out, err = run.communicate(timeout=30)
+    try:
+        wait_for(lambda: "offline" in subscriber.on("cam/status"), 20, "the goodbye on MQTT")
+    finally:
+        subscriber.close()
     assert run.returncode == 0, err
     records = read_jsonl(log)
     assert records and {r["source"] for r in records} == {shown}
     assert shown in pages[1]
-    for name, text in [("stdout", out), ("stderr", err), ("log", log.read_text()),
+    events = [payload for topic, payload, _ in subscriber.messages if topic == "cam/event"]
+    assert events and all(shown in payload for payload in events)
+    messages = "\n".join(f"{topic} {payload}" for topic, payload, _ in subscriber.messages)
+    for name, text in [("stdout", out), ("stderr", err), ("log", log.read_text()), ("MQTT", messages),
                        *zip(("page", "status", "metrics"), pages, strict=True)]:
         assert SECRET not in text, f"the password is in the {name}"
+        assert PASSWORD not in text and "p%40ss" not in text, f"the broker's password is in the {name}"
 
 
 def test_an_error_line_masks_the_password() -> None:

@@ -44,6 +44,19 @@ def address(value: Any) -> tuple[str, int]:
                          else text(value))
 
 
+def host_names(value: Any) -> tuple[str, ...]:
+    """Host names the preview answers to: "cam.example,cam" or a TOML list of names."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not names:
+        raise ValueError("must be host names, e.g. camera.example,camera")
+    parsed = []
+    for name in names:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9.\-_:\[\]]+", name.strip()):
+            raise ValueError(f"{name!r} is not a host name (no scheme, port or path): e.g. camera.example")
+        parsed.append(name.strip().strip("[]").lower())
+    return tuple(parsed)
+
+
 OPTIONS = [
     Option("headless", boolean, False, "no window, even when a display is available", switch=True),
     Option("display", boolean, False, "show the window (the default when a display is available)",
@@ -53,6 +66,9 @@ OPTIONS = [
     Option("preview_token", optional(text), None, "token every preview request must carry "
            "(?token= or Authorization: Bearer); required when HOST is not loopback",
            metavar="TOKEN", secret=True),
+    Option("preview_hosts", optional(host_names), None, "host names the preview also answers to "
+           "(a reverse proxy's); others get 421. Without it, a preview without a token answers to "
+           "loopback and its own address only, one with a token to any name", metavar="NAME[,NAME]"),
     Option("shots", optional(text), None, "folder DATASET/LABEL where the window's c key and the "
            "preview's 'take a photo' button save the current frame (edgecam train's layout)",
            metavar="DATASET/LABEL"),
@@ -157,5 +173,5 @@ def make_sinks(settings: Settings, topk: int) -> list[Sink]:
 
         host, port = settings.preview
         sinks.append(Preview(host, port, settings.preview_token, metrics, settings.preview_fps,
-                             settings.preview_width, shots=shots))
+                             settings.preview_width, shots=shots, hosts=settings.preview_hosts or ()))
     return sinks

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import http.cookies
 import ipaddress
 import json
 import logging
@@ -17,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,10 +41,17 @@ BOUNDARY = "edgecam-frame"
 # Connections waiting to be accepted: a burst of page loads, polls and viewers fits (the stdlib's
 # default of 5 stalled every 7th of 50 connects by a second, in SYN retries).
 BACKLOG = 64
-# Connections served at once (viewers included); the excess gets 503 at once, never a thread.
-MAX_CONNECTIONS = 100
+# Connections that have not sent their request yet: past this many, a new one closes the one that
+# has waited longest, so connections held open without a request (slowloris) cannot lock out a
+# browser, which sends its request at once.
+MAX_WAITING = 64
+# Requests served at once (viewers included); the excess gets 503.
+MAX_SERVING = 64
 # A connection that sends no request (or stalls its reader) this long is closed.
 IDLE_SECONDS = 10.0
+# The page's ?token= is traded for this cookie, so the page, its polls and its stream carry no
+# token in their URLs (browser history, proxy logs).
+COOKIE = "edgecam_token"
 TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
 QUIET_ERRORS = (ConnectionResetError, BrokenPipeError, TimeoutError, ConnectionAbortedError)
 
@@ -72,8 +81,8 @@ def host_name(header: str) -> str:
 
 
 class PreviewServer(ThreadingHTTPServer):
-    """The stdlib's threading server with a real backlog, a cap on connections and no traceback
-    for a client that went away."""
+    """The stdlib's threading server with a real backlog, bounded threads (MAX_WAITING + MAX_SERVING)
+    and no traceback for a client that went away."""
 
     daemon_threads = True
     block_on_close = False
@@ -81,22 +90,30 @@ class PreviewServer(ThreadingHTTPServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.serving = threading.BoundedSemaphore(MAX_SERVING)
+        self._waiting: OrderedDict[socket.socket, None] = OrderedDict()
+        self._waiting_lock = threading.Lock()
 
     def process_request(self, request: socket.socket, client_address: tuple) -> None:
-        if not self.slots.acquire(blocking=False):
-            with contextlib.suppress(OSError):  # a client that left already
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                b"Retry-After: 5\r\nConnection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
+        with self._waiting_lock:
+            if len(self._waiting) >= MAX_WAITING:
+                oldest, _ = self._waiting.popitem(last=False)
+                with contextlib.suppress(OSError):  # its thread reads EOF and ends
+                    oldest.shutdown(socket.SHUT_RDWR)
+            self._waiting[request] = None
         super().process_request(request, client_address)
 
-    def process_request_thread(self, request: socket.socket, client_address: tuple) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
+    def admit(self, request: socket.socket) -> bool:
+        """The request of this connection has arrived: it stops waiting, and is served if fewer
+        than MAX_SERVING are (then `release` must follow)."""
+        with self._waiting_lock:
+            self._waiting.pop(request, None)
+        return self.serving.acquire(blocking=False)
+
+    def shutdown_request(self, request: socket.socket) -> None:
+        with self._waiting_lock:  # before the close: an evicted socket is never one closed already
+            self._waiting.pop(request, None)
+        super().shutdown_request(request)
 
     def handle_error(self, request: socket.socket, client_address: tuple) -> None:
         error = sys.exc_info()[1]
@@ -119,12 +136,13 @@ def is_loopback(host: str) -> bool:
 class Preview(Sink):
     def __init__(self, host: str, port: int, token: str | None, metrics: Metrics,
                  max_fps: float = 10.0, width: int = 640, quality: int = 80,
-                 shots: ShotWriter | None = None) -> None:
+                 shots: ShotWriter | None = None, hosts: tuple[str, ...] = ()) -> None:
         if not is_loopback(host) and not token:
             raise UsageError(f"--preview {shown_address(host, port)} is reachable from other machines: set "
                              "--preview-token (or preview_token in the config) so only those "
                              "who know it can watch")
         self.host, self.port, self.token = host, port, token
+        self.hosts = frozenset(name.lower() for name in hosts)
         self.metrics = metrics
         self.width = width
         self.quality = quality
@@ -258,40 +276,83 @@ class Preview(Sink):
         log.info("saved %s", path)
         return path.name
 
-    def authorized(self, path: str, authorization: str | None) -> bool:
+    def authorized(self, path: str, authorization: str | None, cookie: str | None = None) -> bool:
         if not self.token:
             return True
-        given = parse_qs(urlsplit(path).query).get("token", [""])[0]
-        scheme, _, credentials = (authorization or "").strip().partition(" ")
-        if scheme.lower() == "bearer":  # auth schemes are case-insensitive (RFC 9110)
-            given = credentials.strip()
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        return hmac.compare_digest(given_token(path, authorization, cookie).encode(), self.token.encode())
 
     def host_allowed(self, header: str | None) -> bool:
-        """A token-less preview answers only to loopback names and its own address: a web page
-        that rebinds its name to 127.0.0.1 sends its own name as Host. With a token (a reverse
-        proxy, another machine) the token is the check."""
-        if self.token:
-            return True
+        """Without a token the preview answers only to loopback names, its own address and the
+        --preview-hosts names: a web page that rebinds its name to 127.0.0.1 sends its own name as
+        Host. With a token (a reverse proxy, another machine) the token is the check, unless
+        --preview-hosts names the hosts."""
         if not header:  # an HTTP/1.0 tool; browsers always send one
             return True
+        if self.token and not self.hosts:
+            return True
         name = host_name(header)
-        return is_loopback(name) or name == self.host.lower()
+        return name in self.hosts or is_loopback(name) or name == self.host.lower()
+
+
+def token_cookie(token: str) -> str:
+    """The Set-Cookie value that hands the page its token: HttpOnly (no script reads it),
+    SameSite=Strict (no other site's page sends it); quoted as cookies need."""
+    jar = http.cookies.SimpleCookie()
+    jar[COOKIE] = token
+    jar[COOKIE]["httponly"] = True
+    jar[COOKIE]["samesite"] = "Strict"
+    return jar[COOKIE].OutputString()
+
+
+def given_token(path: str, authorization: str | None, cookie: str | None) -> str:
+    """The token a request carries: an Authorization: Bearer header, else ?token=, else the page's
+    cookie; "" without one."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    if scheme.lower() == "bearer":  # auth schemes are case-insensitive (RFC 9110)
+        return credentials.strip()
+    in_query = parse_qs(urlsplit(path).query).get("token")
+    if in_query:
+        return in_query[0]
+    jar = http.cookies.SimpleCookie()
+    with contextlib.suppress(http.cookies.CookieError):
+        jar.load(cookie or "")
+    return jar[COOKIE].value if COOKIE in jar else ""
 
 
 class PreviewHandler(BaseHTTPRequestHandler):
     preview: Preview
+    server: PreviewServer
     timeout = IDLE_SECONDS  # socketserver applies it to the connection's socket
+    admitted = False
 
     def version_string(self) -> str:
         return "edgecam"  # not the Python version
 
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        self.admitted = self.server.admit(self.request)
+        if not self.admitted:
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
+                       b"too many viewers and requests at once: try again shortly\n",
+                       {"Retry-After": "5"})
+        return self.admitted
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if self.admitted:
+                self.server.serving.release()
+                self.admitted = False
+
     def _refused(self) -> bool:
         if not self.preview.host_allowed(self.headers.get("Host")):
             self._send(HTTPStatus.MISDIRECTED_REQUEST, "text/plain; charset=utf-8",
-                       b"this preview answers to localhost only: open it as http://127.0.0.1:PORT/\n")
+                       b"this preview does not answer to this host name: open it as "
+                       b"http://127.0.0.1:PORT/, or add the name to --preview-hosts\n")
             return True
-        if self.preview.authorized(self.path, self.headers.get("Authorization")):
+        if self.preview.authorized(self.path, self.headers.get("Authorization"), self.headers.get("Cookie")):
             return False
         self._send(HTTPStatus.UNAUTHORIZED, "text/plain; charset=utf-8",
                    b"a token is required: add ?token=... or an Authorization: Bearer header\n",
@@ -323,8 +384,14 @@ class PreviewHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self._refused():
             return
-        route = urlsplit(self.path).path
-        if route in ("/", "/index.html"):
+        url = urlsplit(self.path)
+        route = url.path
+        if route in ("/", "/index.html") and self.preview.token and "token" in parse_qs(url.query):
+            # the token leaves the address bar for a cookie only this page's own requests carry
+            self._send(HTTPStatus.SEE_OTHER, "text/plain; charset=utf-8", b"", {
+                "Location": route.rpartition("/")[2] or "./",
+                "Set-Cookie": token_cookie(self.preview.token)})
+        elif route in ("/", "/index.html"):
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE.encode())
         elif route == "/stream.mjpg" and self.command == "HEAD":
             self._send(HTTPStatus.OK, f"multipart/x-mixed-replace; boundary={BOUNDARY}", b"")

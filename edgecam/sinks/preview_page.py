@@ -1,5 +1,7 @@
 """The web preview's page: the stream and the live predictions, polled from /api/status. Relative
-URLs, so it also works behind a reverse proxy under a sub-path; the page's ?token= is passed on."""
+URLs, so it also works behind a reverse proxy under a sub-path. A token-protected preview hands the
+page its token as a cookie, so none of its URLs carries one. FPS and latency are drawn on the stream,
+frame by frame; the panel does not repeat them from another moment."""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -32,17 +34,13 @@ PAGE = """<!doctype html>
   </section>
 </main>
 <script>
-const token = new URLSearchParams(location.search).get("token");
-const withToken = (url) => token ? url + "?token=" + encodeURIComponent(token) : url;
 const img = document.getElementById("stream");
-img.src = withToken("stream.mjpg");
-img.onerror = () => setTimeout(() => {
-  img.src = withToken("stream.mjpg") + (token ? "&" : "?") + Date.now();
-}, 1000);
+img.src = "stream.mjpg";
+img.onerror = () => setTimeout(() => { img.src = "stream.mjpg?" + Date.now(); }, 1000);
 
 const shot = document.getElementById("shot");
 shot.onclick = async () => {
-  const response = await fetch(withToken("api/shot"), { method: "POST" });
+  const response = await fetch("api/shot", { method: "POST" });
   const answer = await response.json();
   document.getElementById("saved").textContent = answer.saved ? "saved " + answer.saved : answer.error;
 };
@@ -69,15 +67,14 @@ function show(status) {
     row.append(label, score, bar);
     return row;
   }));
-  document.getElementById("stats").textContent = p.fps.toFixed(1) + " FPS · " +
-    p.inference_ms.toFixed(1) + " ms · frame " + p.frame + " · " + status.frames + " classified, " +
-    status.dropped + " dropped";
+  document.getElementById("stats").textContent = "frame " + p.frame + " · " + status.frames +
+    " classified, " + status.dropped + " dropped";
 }
 
 async function poll() {
   const state = document.getElementById("state");
   try {
-    const response = await fetch(withToken("api/status"), { cache: "no-store" });
+    const response = await fetch("api/status", { cache: "no-store" });
     if (!response.ok) throw new Error("HTTP " + response.status);
     show(await response.json());
     state.textContent = "";
