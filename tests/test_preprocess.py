@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgecam.base.preprocess import center_crop_resize
-from edgecam.runtime.classifier import softmax, top_k
+from edgecam.runtime.classifier import Selection, softmax
 
 
 def test_centre_crop_keeps_the_middle_square_of_a_wide_frame() -> None:
@@ -26,11 +26,11 @@ def test_top_k_is_sorted_and_labelled() -> None:
     logits = np.array([0.1, 3.0, -1.0, 2.0], np.float32)
     probabilities = softmax(logits)
     assert abs(probabilities.sum() - 1) < 1e-6
-    best = top_k(probabilities, ["a", "b", "c", "d"], 3)
+    best = Selection(3).pick(probabilities, ["a", "b", "c", "d"])
     assert [t.label for t in best] == ["b", "d", "a"]
     assert [t.index for t in best] == [1, 3, 0]
     assert best[0].score > best[1].score > best[2].score
-    assert len(top_k(probabilities, ["a", "b", "c", "d"], 10)) == 4
+    assert len(Selection(10).pick(probabilities, ["a", "b", "c", "d"])) == 4
 
 
 def test_fast_halving_downscale_stays_within_a_grey_level_of_a_direct_inter_area() -> None:

@@ -11,7 +11,8 @@ from edgecam.commands import model_options, settings_of
 def classify_options() -> list[options.Option]:
     from edgecam.runtime import pipeline
 
-    return model_options() + [o for o in pipeline.OPTIONS if o.key == "allow_untrained"]
+    return model_options() + [o for o in pipeline.OPTIONS
+                              if o.key in ("only", "ignore", "min_score", "roi", "allow_untrained")]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,17 +27,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 def cmd_classify(args: argparse.Namespace) -> int:
     from edgecam.base.imageio import read_rgb
     from edgecam.models import store
-    from edgecam.runtime.classifier import Classifier
+    from edgecam.runtime.classifier import Classifier, Selection
     from edgecam.sinks.base import top_record
 
     settings = settings_of(args, classify_options())
     images = [read_rgb(path) for path in args.images]  # refuse a bad file before any work
     spec = store.get(settings.model, settings.labels)
-    classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk,
+    select = Selection.of(spec.labels, settings.topk, settings.only, settings.ignore, settings.min_score)
+    classifier = Classifier.load(spec, settings.backend, settings.threads, select,
                                  settings.allow_untrained)
     results = []
     for path, image in zip(args.images, images, strict=True):
-        prediction = classifier.classify(image)
+        prediction = classifier.classify(image if settings.roi is None else settings.roi.crop(image))
         results.append({"image": path, "model": prediction.model, "backend": prediction.backend,
                         "inference_ms": round(prediction.inference_ms, 3),
                         "top": top_record(prediction)})

@@ -9,8 +9,10 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import cv2
+import numpy as np
 
 from edgecam import backends, sinks, sources
 from edgecam.base.machine import physical_cores
@@ -23,8 +25,9 @@ from edgecam.base.options import (
     optional,
     text,
 )
+from edgecam.base.preprocess import Roi
 from edgecam.models import store
-from edgecam.runtime.classifier import Classifier
+from edgecam.runtime.classifier import Classifier, Selection
 from edgecam.runtime.prefetch import Prefetcher, StageClock
 from edgecam.runtime.signals import StopFlag, stop_on_signals
 from edgecam.sinks import make_sinks
@@ -34,6 +37,15 @@ from edgecam.sources import open_source
 from edgecam.sources.base import Source
 
 log = logging.getLogger(__name__)
+
+
+def label_names(value: Any) -> tuple[str, ...]:
+    """'cat,espresso' or a TOML list; checked against the model's labels once it is loaded."""
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not names or not all(isinstance(n, str | int) and str(n)
+                                                                   for n in names):
+        raise ValueError("must be label names or indices, e.g. cat,espresso or 281,967")
+    return tuple(str(n) for n in names)
 
 
 OPTIONS = [
@@ -46,7 +58,17 @@ OPTIONS = [
     Option("backend", choice(*backends.CHOICES), "auto", "inference backend: "
            + ", ".join(backends.CHOICES) + " (auto: each installed one measured once here, the fastest "
            "kept; $EDGECAM_BACKEND replaces this default)", env="EDGECAM_BACKEND"),
-    Option("topk", integer(1, 1000), 5, "how many of the best labels to report", metavar="K"),
+    Option("topk", integer(0, 1000), 5, "how many of the best labels to report (0: every label "
+           "scoring --min-score or more)", metavar="K"),
+    Option("only", optional(label_names), None, "report only these labels (names or indices)",
+           metavar="LABEL[,LABEL]", type=tuple[str, ...] | None),
+    Option("ignore", optional(label_names), None, "never report these labels (names or indices)",
+           metavar="LABEL[,LABEL]", type=tuple[str, ...] | None),
+    Option("min_score", number(0.0, 1.0), 0.0, "report only labels scoring at least this; a frame "
+           "with none makes no event", metavar="S"),
+    Option("roi", optional(Roi.parse), None, "classify only this region of the frame: X,Y,W,H in "
+           "pixels, or fractions of the frame when all are ≤ 1 (0.5,0,0.5,1: the right half)",
+           metavar="X,Y,W,H", type=Roi | None),
     Option("threads", integer(1, 256), physical_cores(), "inference threads", metavar="N"),
     Option("allow_untrained", bool, False, "run a network that has no trained weights here (random "
            "weights: for benchmarks)", switch=True),
@@ -97,7 +119,8 @@ def run(settings: Settings, source: Source | None = None,
     spec = store.get(settings.model, settings.labels)
     # A bad URI fails before the model loads; a camera may size a stream for the model's input.
     source = source or open_source(settings.source, settings, spec.input or None)
-    classifier = Classifier.load(spec, settings.backend, settings.threads, settings.topk,
+    select = Selection.of(spec.labels, settings.topk, settings.only, settings.ignore, settings.min_score)
+    classifier = Classifier.load(spec, settings.backend, settings.threads, select,
                                  settings.allow_untrained)
     # service_sinks(): systemd's READY/STATUS/WATCHDOG/STOPPING
     sinks = make_sinks(settings, settings.topk) + service_sinks() + list(extra_sinks)
@@ -128,7 +151,9 @@ class Loop:
         self.classifier = classifier
         self.sinks = sinks
         self.clock = StageClock()
-        self.prefetcher = Prefetcher(source, classifier.prepare, self.clock)
+        roi = settings.roi
+        self.prefetcher = Prefetcher(source, classifier.prepare if roi is None else
+                                     lambda image: classifier.prepare(roi.crop(image)), self.clock)
         self.stop = StopFlag()
         self.fps = FpsMeter()
         self.count = 0
@@ -161,6 +186,8 @@ class Loop:
         t1 = time.perf_counter()
         prediction = replace(self.classifier.classify_prepared(item.input[None])[0],
                              fps=self.fps.tick())
+        if self.settings.roi is not None:  # drawn by the window, the preview and the recording
+            prediction.extra["roi"] = roi_fractions(self.settings.roi, item.frame.image)
         t2 = time.perf_counter()
         for sink in self.sinks:
             sink.write(item.frame, prediction)
@@ -197,6 +224,13 @@ class Loop:
                  summary.frames, summary.seconds, summary.fps, summary.dropped,
                  self.source.reconnects)
         return summary
+
+
+def roi_fractions(roi: Roi, image: np.ndarray) -> tuple[float, float, float, float]:
+    """The region as fractions of the frame (left, top, right, bottom): the same on any display."""
+    height, width = image.shape[:2]
+    left, top, right, bottom = roi.box(width, height)
+    return left / width, top / height, right / width, bottom / height
 
 
 def cpu_seconds() -> float:

@@ -382,8 +382,8 @@ def describe_prediction(line: str) -> str:
     """One log record as a short line; a line that is not JSON (the CSV format) as it is."""
     try:
         record = json.loads(line)
-        best = record["top"][0]
-        return (f"{record['time']}  frame {record['frame']}  {best['label']} ({best['score']:.2f})"
-                f"  {record.get('fps', 0):.1f} FPS")
+        best = (f"{record['top'][0]['label']} ({record['top'][0]['score']:.2f})" if record["top"]
+                else "no label selected")
+        return f"{record['time']}  frame {record['frame']}  {best}  {record.get('fps', 0):.1f} FPS"
     except (ValueError, KeyError, IndexError, TypeError):
         return line

@@ -139,6 +139,9 @@ def make_sinks(settings: Settings, topk: int) -> list[Sink]:
         path = Path(settings.log)
         csv = settings.log_format == "csv" or (settings.log_format == "auto"
                                                and path.suffix.lower() == ".csv")
+        if csv and topk == 0:
+            raise UsageError(f"--log {path}: --topk 0 reports any number of labels, which a CSV's "
+                             "columns cannot hold: log to a .jsonl file or give --topk K")
         fmt = CsvFormat(topk) if csv else JsonlFormat()
         outputs.append(LogFile(path, fmt, settings.log_max_bytes, settings.log_keep, metrics))
     if settings.snapshots:

@@ -28,17 +28,20 @@ MODES = ("every", "change", "threshold", "stable")
 
 class Smoother:
     """The mean score of each label over the last `frames` frames (a label outside a frame's
-    top-k counts as 0 there), and the best of them."""
+    top-k counts as 0 there), and the best of them; None when those frames reported no label
+    (--only, --ignore, --min-score let none pass)."""
 
     def __init__(self, frames: int) -> None:
         self.history: deque[dict[str, float]] = deque(maxlen=frames)
 
-    def update(self, prediction: Prediction) -> tuple[str, float]:
+    def update(self, prediction: Prediction) -> tuple[str | None, float]:
         self.history.append({t.label: t.score for t in prediction.top})
         sums: dict[str, float] = defaultdict(float)
         for scores in self.history:
             for label, score in scores.items():
                 sums[label] += score
+        if not sums:
+            return None, 0.0
         label = max(sums, key=sums.__getitem__)
         return label, sums[label] / len(self.history)
 
@@ -62,8 +65,13 @@ class EventDetector:
 
     def update(self, prediction: Prediction) -> dict | None:
         label, score = self.smoother.update(prediction)
+        if label is None and self.mode != "threshold":
+            # nothing of interest in sight: no event, but the next label seen is news again
+            self.state = self._candidate = None
+            self._run = 0
+            return None
         if self.mode == "threshold":
-            new: str | None = label if score >= self.threshold else None
+            new: str | None = label if label is not None and score >= self.threshold else None
         elif self.mode == "stable":
             self._run = self._run + 1 if label == self._candidate else 1
             self._candidate = label
@@ -72,7 +80,7 @@ class EventDetector:
             new = label
         if new == self.state:
             return None
-        event = {"kind": self.mode, "label": label, "score": round(score, 5),
+        event = {"kind": self.mode, "label": label or self.state, "score": round(score, 5),
                  "previous": self.state}
         if self.mode == "threshold":
             event["above"] = new is not None
@@ -142,7 +150,8 @@ class Snapshots(ThreadedSink[tuple[Frame, Prediction]]):
         """Save one JPEG, then drop the oldest beyond the limits."""
         frame, prediction = item
         stamp = datetime.fromtimestamp(frame.timestamp, UTC).strftime("%Y%m%d-%H%M%S.%f")[:-3]
-        label = re.sub(r"[^A-Za-z0-9]+", "-", prediction.best.label).strip("-")[:40] or "frame"
+        name = prediction.top[0].label if prediction.top else prediction.extra.get("event", {}).get("label")
+        label = re.sub(r"[^A-Za-z0-9]+", "-", name or "").strip("-")[:40] or "frame"
         path = self.folder / f"{stamp}_{frame.index}_{label}.jpg"
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR),
                                 [cv2.IMWRITE_JPEG_QUALITY, self.quality])

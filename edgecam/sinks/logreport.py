@@ -61,6 +61,8 @@ def read_log(paths: list[Path]) -> LogHistory:
             try:
                 row = json.loads(line)
                 row["_time"] = datetime.fromisoformat(row["time"])
+                if row["top"] == []:  # a frame where --only/--ignore/--min-score let no label pass
+                    continue
                 if not isinstance(row["top"][0]["label"], str):
                     raise TypeError("a record's label is text")
             except (ValueError, KeyError, IndexError, TypeError):

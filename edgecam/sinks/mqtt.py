@@ -107,7 +107,7 @@ class Mqtt(ThreadedSink[tuple[Frame, Prediction]]):
         """Publish one event (or frame) and the new state."""
         rec = record(*item)
         payload = json.dumps(rec, ensure_ascii=False)
-        best = rec["top"][0]
+        best = rec["top"][0] if rec["top"] else {"label": None, "score": 0.0}  # none selected
         event = rec.get("event", {})
         state = json.dumps({"label": event.get("label", best["label"]),
                             "score": event.get("score", best["score"]), "time": rec["time"],

@@ -1,6 +1,7 @@
-"""Draws the top-k labels, scores, FPS and inference time on a frame, legible at any size: the frame
-is first brought to a displayable size, the text scales with it and never runs off its right edge,
-and it sits on a darkened panel so it reads on bright and dark scenes alike."""
+"""Draws the top-k labels, scores, FPS and inference time (and the --roi frame) on a frame, legible
+at any size: the frame is first brought to a displayable size, the text scales with it and never
+runs off its right edge, and it sits on a darkened panel so it reads on bright and dark scenes
+alike."""
 from __future__ import annotations
 
 import cv2
@@ -10,7 +11,7 @@ from edgecam.base.frame import Prediction
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 MAX_LABEL = 32  # characters; ImageNet has a few very long class names
-WHITE, YELLOW = (255, 255, 255), (0, 255, 255)  # BGR
+WHITE, YELLOW, ROI_COLOUR = (255, 255, 255), (0, 255, 255), (255, 160, 0)  # BGR
 
 
 def display_image(rgb: np.ndarray, min_side: int = 360, max_width: int = 1280) -> np.ndarray:
@@ -37,9 +38,15 @@ def _short(label: str) -> str:
 
 
 def draw_overlay(image: np.ndarray, prediction: Prediction) -> np.ndarray:
-    """A copy of `image` (BGR) with the prediction drawn in its top-left corner on a dark panel."""
+    """A copy of `image` (BGR) with the prediction drawn in its top-left corner on a dark panel,
+    and the --roi region (the part that was classified) framed."""
     out = image.copy()
     height, width = out.shape[:2]
+    if "roi" in prediction.extra:
+        left, top, right, bottom = prediction.extra["roi"]
+        cv2.rectangle(out, (round(left * width), round(top * height)),
+                      (round(right * width) - 1, round(bottom * height) - 1), ROI_COLOUR,
+                      max(1, round(height / 360)))
     lines = overlay_lines(prediction)
     scale = max(0.35, height / 720 * 0.8)
     widest = max(cv2.getTextSize(line, FONT, scale, 1)[0][0] for line in lines)

@@ -68,7 +68,7 @@ def evaluate(root: Path, spec: store.ModelSpec, backend: str, threads: int) -> E
     labels); unreadable images are skipped and counted."""
     labels = spec.labels
     data = dataset.scan(root, labels)
-    classifier = Classifier.load(spec, backend, threads, topk=1)
+    classifier = Classifier.load(spec, backend, threads, 1)
     truth: list[int] = []
     predicted: list[int] = []
     unreadable = 0
