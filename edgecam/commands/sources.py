@@ -27,5 +27,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     for camera in found:
         formats = f"  [{', '.join(camera.formats)}]" if camera.formats else ""
         note = f"  ({camera.note})" if camera.note else ""
-        print(f"{camera.uri:<{width}}  {camera.name}  {camera.device}{formats}{note}")
+        # The same camera under a name that survives replugging, for a service's config.
+        link = f"  stable: v4l2://{camera.link}" if camera.link else ""
+        print(f"{camera.uri:<{width}}  {camera.name}  {camera.device}{formats}{link}{note}")
     return 0

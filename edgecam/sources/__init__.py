@@ -126,10 +126,12 @@ def _live(uri: str, scheme: str, rest: str, settings: Settings, input_size: int 
             return PiCameraSource(uri, number, settings.camera_size, settings.camera_fps,
                                   settings.autofocus, input_size, reconnect, orientation)
         if scheme == "csi":
-            from edgecam.sources.capture import GStreamerSource, csi_pipeline
+            from edgecam.sources.capture import GStreamerSource, csi_pipeline, flip_method
 
-            return GStreamerSource(uri, csi_pipeline(number, settings.camera_size,
-                                                     settings.camera_fps), reconnect, orientation)
+            # nvvidconv turns the picture on the VIC: nothing is left to the CPU.
+            pipeline = csi_pipeline(number, settings.camera_size, settings.camera_fps,
+                                    flip_method(orientation))
+            return GStreamerSource(uri, pipeline, reconnect)
         device = f"/dev/video{number}"
     from edgecam.sources.capture import V4L2Source
 
