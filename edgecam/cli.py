@@ -47,6 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except ImportError as e:  # a device install (no build extra) asked for the torch side
+        from edgecam.base import extras
+
+        if not extras.is_build_module(e):
+            raise
+        print(f"edgecam: error: {extras.missing('edgecam ' + ' '.join(words[:2]), e.name)}", file=sys.stderr)
+        return 1
     except Exception as e:
         if signals.caused_by_stop(e):
             return 0

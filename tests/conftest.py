@@ -4,6 +4,7 @@ program (or module) it needs. Also the fixtures several test modules use: a mode
 own, a tiny disk to fill, and RTSP and HTTP stream servers."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
@@ -175,20 +176,33 @@ def cache(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 # --- a tiny disk to fill (test_logs, test_faults) -------------------------------------------------
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path):
-    """A 256 KiB tmpfs of our own, to fill up for real."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs of our own mounted on `folder` (skips where mounting needs a root this is not)."""
+    folder.mkdir()
     require("mount", "mount")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
                              capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
     try:
-        yield disk
+        yield folder
     finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs of our own, to fill up for real."""
+    with tmpfs(tmp_path / "disk", "size=256k") as disk:
+        yield disk
+
+
+@pytest.fixture
+def own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model store of the test's own: what it stores (random test weights) must not reach the
+    session's models."""
+    monkeypatch.setenv("EDGECAM_CACHE", str(tmp_path / "store"))
 
 
 # --- stream servers on loopback (test_streams, test_faults) ---------------------------------------

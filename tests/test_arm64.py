@@ -221,3 +221,33 @@ def test_classify_with_each_device_backend_gives_the_host_top1(
                               *images, src=src, timeout=300).stdout)
     assert all(r["backend"] == backend for r in host + arm)
     assert_same_top1({r["image"]: r for r in host}, {r["image"]: r for r in arm}, tolerance)
+
+
+DEVICE_BACKENDS = {"onnx": 0.01, "onnx-int8": 0.05, "litert": 0.01, "litert-int8": 0.05, "ncnn": 0.03}
+
+
+def test_an_imported_package_gives_the_host_top1_with_each_backend(
+        device_models: dict, arm64: tuple[Path, dict], photo_files: dict[str, Path],
+        tmp_path: Path) -> None:
+    """The way a Pi without torch gets its model: a package exported on the host, imported into an
+    empty cache on the Arm side, then classify with each backend the package holds: the host's
+    top-1, within each backend's tolerance (see the tests above for why they differ)."""
+    src, _ = arm64
+    edgecam("models", "build", "efficientnet_lite0", "--int8", check=True)
+    exported = tmp_path / "lite0.edgecam.zip"
+    edgecam("models", "export", "efficientnet_lite0", "--backends", ",".join(DEVICE_BACKENDS),
+            "-o", str(exported), check=True)
+    images = [str(photo_files["chelsea"]), str(photo_files["coffee"])]
+    cache = tmp_path / "arm-cache"
+    found = json.loads(emulated(str(ROOT / "tests" / "arm64" / "import_and_classify.py"), str(cache),
+                                str(exported), ",".join(DEVICE_BACKENDS), *images,
+                                src=src, timeout=900).stdout.strip().splitlines()[-1])
+    assert found["heavy"] == [], f"import or classify imported {found['heavy']}"
+    assert sorted(p.name for p in cache.glob("efficientnet_lite0*") if p.suffix != ".json") == sorted(
+        f"efficientnet_lite0{suffix}" for suffix in (
+            ".onnx", ".int8.onnx", ".tflite", ".int8.tflite", ".ncnn.bin", ".ncnn.param"))
+    for backend, tolerance in DEVICE_BACKENDS.items():
+        host = json.loads(edgecam("classify", "--json", "--backend", backend, *images, check=True).stdout)
+        arm = found["results"][backend]
+        assert all(r["backend"] == backend for r in arm)
+        assert_same_top1({r["image"]: r for r in host}, {r["image"]: r for r in arm}, tolerance)

@@ -1,10 +1,13 @@
 """`edgecam models pull`: the downloader against a real HTTP server on loopback serving a generated
-checkpoint (good file, cut-off transfer then resume, wrong hash, server gone), and local files."""
+checkpoint (good file, cut-off transfer then resume, wrong hash, server gone, no published digest),
+and local files (torch checkpoints and safetensors, good and bad). The Keras and timm formats have
+their own tests (test_convert_keras, test_convert_timm)."""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import http.server
+import json
 import socket
 import threading
 from pathlib import Path
@@ -152,3 +155,84 @@ def test_cli_runs_a_pulled_local_checkpoint_and_refuses_untrained(checkpoint: by
     edgecam("models", "pull", "mobilenet_v3_small", "--weights", str(local), check=True)
     assert store.weights_id(store.get("mobilenet_v3_small")) == hashlib.sha256(checkpoint).hexdigest()
     edgecam("classify", "--model", "mobilenet_v3_small", image, check=True)
+
+
+def safetensors_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """`state` in the safetensors format, written by hand from its specification: an 8-byte
+    little-endian header length, the JSON header (dtype, shape, data offsets), the raw data."""
+    header, data = {}, b""
+    for name, tensor in state.items():
+        raw = tensor.contiguous().numpy().tobytes()
+        dtype = {torch.float32: "F32", torch.int64: "I64"}[tensor.dtype]
+        header[name] = {"dtype": dtype, "shape": list(tensor.shape),
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + data
+
+
+@pytest.fixture
+def safetensors_file(tmp_path: Path) -> Path:
+    """A checkpoint of mobilenet_v3_small (torchvision's names) as a safetensors file."""
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(safetensors_bytes(build.untrained(store.get("mobilenet_v3_small")).state_dict()))
+    return path
+
+
+def _refused(spec: store.ModelSpec, path: Path) -> str:
+    with pytest.raises(ModelError) as error:
+        weights.pull(spec, path)
+    assert store.weights_id(spec) is None
+    assert not store.weights_dir().exists() or not any(store.weights_dir().iterdir())
+    assert "\n" not in str(error.value)
+    return str(error.value)
+
+
+def test_a_safetensors_file_is_read_and_stored(safetensors_file: Path, cache: Path) -> None:
+    spec = store.get("mobilenet_v3_small")
+    path = weights.pull(spec, safetensors_file)
+    expected = build.untrained(spec).state_dict()
+    assert all(torch.equal(expected[k], v) for k, v in torch.load(path, weights_only=True).items())
+
+
+def test_a_safetensors_header_claiming_more_than_the_file_is_refused(safetensors_file: Path,
+                                                                     cache: Path) -> None:
+    data = bytearray(safetensors_file.read_bytes())
+    data[:8] = (len(data) * 2).to_bytes(8, "little")
+    safetensors_file.write_bytes(data)
+    message = _refused(store.get("mobilenet_v3_small"), safetensors_file)
+    assert f"its header claims {len(data) * 2} bytes but the file has {len(data)}" in message
+
+
+def test_a_truncated_safetensors_file_is_refused(safetensors_file: Path, cache: Path) -> None:
+    data = safetensors_file.read_bytes()
+    safetensors_file.write_bytes(data[: len(data) - 1000])
+    message = _refused(store.get("mobilenet_v3_small"), safetensors_file)
+    assert f"but the file has {len(data) - 1000}" in message and "ends at byte" in message
+
+
+def test_a_file_of_another_network_is_refused(safetensors_file: Path, cache: Path) -> None:
+    message = _refused(store.get("squeezenet1_1"), safetensors_file)
+    assert message.startswith(f"weights {safetensors_file} do not fit network squeezenet1_1: ")
+
+
+def test_without_a_published_digest_the_first_download_is_trusted_then_checked(
+        checkpoint: bytes, tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture) -> None:
+    """Keras and the Hugging Face hub publish no digest: the first pull records the file's, a later
+    pull of another file from the same URL is refused, and `models info` says which check it had."""
+    from edgecam.commands.models import weights_source
+
+    with Server(checkpoint) as server:
+        spec = dataclasses.replace(_spec(server.url, checkpoint), weights_sha256=None)
+        assert "first download's is recorded" in weights_source(spec)["checked"]
+        weights.pull(spec)
+        first = store.installed_weights(spec)
+        assert first["checked"] == "first download"
+        assert "recorded at its first download" in weights_source(spec)["checked"]
+        other = tmp_path / "other.pth"
+        torch.save({k: v + 1 if v.is_floating_point() else v
+                    for k, v in build.untrained(spec).state_dict().items()}, other)
+        server.payload = other.read_bytes()
+        with pytest.raises(EdgecamError, match="not the one first downloaded from there"):
+            weights.pull(spec)
+    assert store.installed_weights(spec) == first

@@ -1,4 +1,5 @@
-"""`edgecam models list|info|compare-conv|build|pull`: the named models, their cost, their files."""
+"""`edgecam models list|info|compare-conv|build|pull|export|import`: the named models, their cost,
+their files, and the packages that carry them to other machines."""
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,30 @@ def register(commands: argparse._SubParsersAction) -> None:
     pull = actions.add_parser("pull", help="download a model's published checkpoint into the store")
     pull.add_argument("name", metavar="NAME")
     pull.add_argument("--weights", metavar="FILE", type=Path,
-                      help="take this local checkpoint instead of downloading (offline devices)")
+                      help="take this local checkpoint instead of downloading (offline devices), in its "
+                      "publisher's format: torchvision .pth, timm .safetensors, Keras .h5")
     pull.set_defaults(func=cmd_pull)
+
+    register_packages(actions)
+
+
+def register_packages(actions: argparse._SubParsersAction) -> None:
+    """`export` and `import`: model packages, built here and carried to a device without torch."""
+    exporting = actions.add_parser("export", help="pack built models into one file for other machines "
+                                   "(`edgecam models import FILE` there)")
+    exporting.add_argument("names", metavar="NAME", nargs="+", help="named models, built-in or trained")
+    exporting.add_argument("--backends", metavar="B,…", type=backend_list,
+                           help="the files of these backends (default: every device backend that builds "
+                           "here; torchscript only by name, its backend needs torch)")
+    exporting.add_argument("-o", "--output", metavar="FILE.edgecam.zip", type=Path, required=True,
+                           help="the package to write")
+    exporting.set_defaults(func=cmd_export)
+
+    importing = actions.add_parser("import", help="install a model package into the model cache "
+                                   "(every hash checked first)")
+    importing.add_argument("file", metavar="FILE", type=Path, help="a FILE.edgecam.zip from "
+                           "`edgecam models export`")
+    importing.set_defaults(func=cmd_import)
 
 
 def backend_list(text: str) -> list[str]:
@@ -78,6 +101,36 @@ def weights_status(spec) -> str:
     return "pull" if spec.weights else "none"
 
 
+# how the pulled file was checked (edgecam.models.weights.install) → what `models info` says
+CHECKS = {"published": "checked against the publisher's digest",
+          "first download": "the publisher gives no digest: recorded at its first download, "
+                            "every later pull must match it",
+          "local file": "a local file, not checked against a published digest"}
+
+
+def weights_source(spec) -> dict:
+    """Where the weights of `spec` come from, in what format, how they were trained and checked."""
+    from edgecam.models import store
+
+    source = {"status": weights_status(spec), "format": store.weights_format(spec), "url": spec.weights,
+              "mean": list(spec.mean), "std": list(spec.std), "padding": spec.padding}
+    if spec.bn_eps is not None:
+        source["bn_eps"] = spec.bn_eps
+    installed = store.installed_weights(spec)
+    if installed is not None:
+        # records written before edgecam said how it checked: a URL's pull was checked, a file not
+        how = installed.get("checked") or ("published" if store.downloadable(spec) and
+                                           installed["source"] == spec.weights else "local file")
+        source.update(stored=installed["path"], sha256=installed["sha256"], pulled_from=installed["source"],
+                      checked=CHECKS.get(how, how))
+    elif spec.weights_sha256:
+        source["checked"] = f"checked against the publisher's digest ({spec.weights_sha256[:16]}…)"
+    elif store.downloadable(spec):
+        source["checked"] = ("the publisher gives no digest: the first download's is recorded and "
+                             "checked on every later pull")
+    return source
+
+
 def _profiles(specs: list) -> dict[str, dict]:
     """Totals per model, counted once per network and input size and cached in the store."""
     from edgecam.models import store
@@ -95,7 +148,7 @@ def _profiles(specs: list) -> dict[str, dict]:
         try:
             from edgecam.models import profiler
         except ImportError:
-            log.warning("counting params and MACs needs torch: pip install torch")
+            log.warning("counting params and MACs needs torch: pip install 'edgecam[build]'")
         else:
             for spec in missing:
                 summary = profiler.profile_network(spec.net, len(spec.labels), spec.input).summary()
@@ -157,7 +210,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if spec.net is None:
         raise ModelError(f"model {spec.name} is a ready model file: only named models can be profiled")
     result = profiler.profile_network(spec.net, len(spec.labels), spec.input)
-    summary = {"name": spec.name, "net": spec.net, "weights": weights_status(spec), **result.summary()}
+    source = weights_source(spec)
+    summary = {"name": spec.name, "net": spec.net, "weights": source["status"], "weights_source": source,
+               **result.summary()}
     if args.layers:
         summary["layers"] = [layer.row() for layer in result.layers]
     if args.json:
@@ -172,6 +227,18 @@ def cmd_info(args: argparse.Namespace) -> int:
                   f"{layer.c_in:>5} {layer.c_out:>5} {shape:>14} {layer.params:>9,} {layer.macs:>12,}")
         print()
     print(f"{spec.name} ({spec.net}, {spec.input}x{spec.input}, weights: {summary['weights']})")
+    if source["url"]:
+        print(f"  weights  {source['format']}: {source['url']}")
+    if "sha256" in source:
+        print(f"           stored {source['stored']} (sha256 {source['sha256'][:16]}…)")
+    if "checked" in source:
+        print(f"           {source['checked']}")
+    trained = f"mean {'/'.join(f'{v:g}' for v in spec.mean)}, std {'/'.join(f'{v:g}' for v in spec.std)}"
+    if spec.padding == "same":
+        trained += ", TensorFlow's 'same' padding"
+    if spec.bn_eps is not None:
+        trained += f", batch norm ε {spec.bn_eps:g}"
+    print(f"  trained with {trained}")
     print(f"  params {result.params / 1e6:.3f}M (conv and linear; {result.params_total / 1e6:.3f}M "
           f"with batch norm)   MACs {result.macs / 1e6:.1f}M")
     for kind, entry in result.by_kind().items():
@@ -202,6 +269,7 @@ def cmd_compare_conv(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from edgecam.base import child, extras
     from edgecam.base.errors import UsageError
     from edgecam.models import artifacts, store, weights
 
@@ -221,7 +289,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         if store.verified(spec, path) and not (args.force or recalibrate):
             print(f"{path} is built and verified (--force rebuilds it)")
             continue
-        details = artifacts.build(spec, kind, path, args.calib)
+        # Each kind but the last in a process of its own: what its tools took (torch, jax) is given
+        # back before the next, so the peak is the largest step's, not their sum (a small board's
+        # RAM); the last one's goes back when this command ends.
+        step = (spec, kind, path, args.calib)
+        with extras.needs_build(f"building the {kind} file of {spec.name}"):
+            details = artifacts.build(*step) if kind == kinds[-1] else child.call(artifacts.build, *step)
         check = (f"top-1 agreement with fp32 {details['top1_agreement']:.1%} on {details['frames']} frames"
                  if kind.endswith("-int8") else f"max |Δlogit| vs torch {details['max_abs_diff']:.2e}")
         print(f"{path}: {check}")
@@ -229,9 +302,39 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from edgecam.models import store, weights
+    from edgecam.models import package, store, weights
 
+    if package.is_source(args.name):
+        return report_import(package.pull(args.name))
     spec = store.get(args.name)
     path = weights.pull(spec, args.weights)
     print(f"{path} (sha256 {store.installed_weights(spec)['sha256']})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from edgecam.models import package
+
+    index = package.export(args.names, args.backends, args.output)
+    for name, model in index["models"].items():
+        print(f"{name}: {', '.join(model['artifacts'])}")
+    size = args.output.stat().st_size / 1e6
+    print(f"{args.output} ({size:.1f} MB): copy it to the device and run `edgecam models import "
+          f"{args.output.name}` there")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from edgecam.models import package
+
+    return report_import(package.import_file(args.file))
+
+
+def report_import(imported) -> int:  # imported: edgecam.models.package.Imported
+    from edgecam.models import store
+
+    for name, kinds in imported.models.items():
+        print(f"{name}: {', '.join(kinds)}")
+    built = ", ".join(f"{tool} {version}" for tool, version in imported.built_by.items())
+    print(f"imported into {store.cache_dir()} (built with {built})")
     return 0

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from edgecam.base import extras
 from edgecam.base.errors import ModelError
 from edgecam.models import store
 
@@ -58,11 +59,8 @@ def ensure(spec: store.ModelSpec, kind: str, allow_untrained: bool = False) -> P
             return path
         log.warning("cached model %s does not match its recorded sha256 (corrupt or stale): "
                     "rebuilding it", path)
-    try:
+    with extras.needs_build(f"model {spec.name} has no built {kind} file in {store.cache_dir()}, and "
+                            "building one"):
         make = builder(kind)
-    except ImportError as e:
-        raise ModelError(f"model {spec.name} has no built {kind} file in {store.cache_dir()} and building "
-                         f"one needs {e.name}, which is not installed: pip install 'edgecam[build]', "
-                         f"or copy a built {path.name} and its .json there") from None
     make(spec, path, None)
     return path

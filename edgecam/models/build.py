@@ -17,6 +17,7 @@ from edgecam.base import atomic
 from edgecam.base.errors import ModelError
 from edgecam.base.progress import Progress
 from edgecam.models import nets, store
+from edgecam.models.quantize import run_onnx
 
 # An export whose logits differ more than this from eager torch is refused.
 MAX_ABS_DIFF = 1e-3
@@ -43,7 +44,7 @@ def untrained(spec: store.ModelSpec) -> nn.Module:
     assert spec.net is not None
     with torch.random.fork_rng():
         torch.manual_seed(SEED)
-        return nets.create(spec.net, len(spec.labels))
+        return nets.create(spec.net, len(spec.labels), **spec.conventions)
 
 
 def load_weights(net: nn.Module, path: Path, spec: store.ModelSpec) -> nn.Module:
@@ -92,13 +93,6 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
             input_names=["image"], output_names=["logits"],
             dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
         )
-
-
-def run_onnx(path: Path, images: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"image": images})[0]
 
 
 def _export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:

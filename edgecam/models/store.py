@@ -42,6 +42,15 @@ class ModelSpec:
     weights_sha256: str | None = None  # the full digest, or the leading hex digits torchvision publishes
     pip: str | None = None
     path: Path | None = None  # a ready model file (--model FILE.onnx)
+    # how the weights were trained: the network is built the same way (edgecam.models.nets.blocks)
+    padding: str = "symmetric"  # "same": TensorFlow's
+    bn_eps: float | None = None  # None: the network's own
+
+    @property
+    def conventions(self) -> dict[str, object]:
+        """The keyword arguments that build the network the way its weights were trained."""
+        given = {"padding": self.padding, "bn_eps": self.bn_eps}
+        return {key: value for key, value in given.items() if value not in (None, "symmetric")}
 
     @functools.cached_property
     def labels(self) -> list[str]:
@@ -102,6 +111,8 @@ def _spec(name: str, entry: dict) -> ModelSpec:
         weights=entry.get("weights"),
         weights_sha256=entry.get("weights_sha256"),
         pip=entry.get("pip"),
+        padding=entry.get("padding", "symmetric"),
+        bn_eps=entry.get("bn_eps"),
     )
 
 
@@ -183,6 +194,20 @@ def write_meta(spec: ModelSpec, path: Path, companions: tuple[Path, ...] = (), *
 def downloadable(spec: ModelSpec) -> bool:
     """True when the manifest gives a URL for the weights (`edgecam models pull` fetches it)."""
     return bool(spec.weights) and spec.weights.startswith(("https://", "http://"))
+
+
+# how a published file's name ends → who publishes files of that format
+FORMATS = {".pth": "torchvision checkpoint (.pth)", ".safetensors": "timm safetensors",
+           ".h5": "Keras HDF5 (.h5)"}
+
+
+def weights_format(spec: ModelSpec) -> str | None:
+    """What the published weights of `spec` are, read from the manifest's source."""
+    if not spec.weights:
+        return None
+    if spec.weights.startswith("package:"):
+        return f"PyPI package {spec.pip}"
+    return next((kind for suffix, kind in FORMATS.items() if spec.weights.endswith(suffix)), "file")
 
 
 def untrained_message(spec: ModelSpec) -> str:

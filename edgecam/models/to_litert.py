@@ -8,22 +8,27 @@ then one more at a time until fp32's top-1 holds on MIN_AGREEMENT of the frames.
 (a moving average of per-frame ranges, everything quantized) kept EfficientNet-Lite0's fp32 top-1 on
 91% of the demo frames; global ranges raised it to 96%, a float stem and first depthwise layer to
 97%, at 1.26 ms against fp32's 3.5 ms (2 threads, 2-core x86, one run).
-Imports torch and litert-torch (with jax): a build-time dependency, never a device one."""
+The fp32 build imports torch and litert-torch (with jax), the int8 one ai-edge-quantizer and LiteRT
+(not torch: its process can do without the 224 MB torch takes): build-time dependencies, never
+device ones."""
 from __future__ import annotations
 
 import functools
 import re
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from edgecam.base import atomic
+from edgecam.base import atomic, child
 from edgecam.base.errors import ModelError
 from edgecam.base.progress import Progress
 from edgecam.base.quiet import native_stderr_hidden
-from edgecam.models import build, quantize, store
+from edgecam.models import quantize, store
+
+if TYPE_CHECKING:
+    import torch
 
 
 def run(path: Path, images: np.ndarray, threads: int = 2) -> np.ndarray:
@@ -62,6 +67,8 @@ def _export(spec: store.ModelSpec, model: torch.nn.Module, example: torch.Tensor
 
 def build_fp32(spec: store.ModelSpec, path: Path, _calib: Path | None = None) -> dict:
     """The fp32 file, exported and checked as the ONNX file is (edgecam.models.build.export)."""
+    from edgecam.models import build  # torch: the int8 step, which only reads this file, goes without
+
     return build.export(spec, "litert", path, (functools.partial(_export, spec), run),
                         litert_torch=metadata.version("litert-torch"))
 
@@ -117,7 +124,7 @@ def build_int8(spec: store.ModelSpec, path: Path, calib: Path | None = None) -> 
     frames = quantize.calibration_frames(spec, calib)
     fp32 = store.artifact_path(spec, "litert")
     if not store.verified(spec, fp32):
-        build_fp32(spec, fp32)
+        child.call(build_fp32, spec, fp32)  # torch and jax in a process that gives their memory back
     progress = Progress(f"quantizing {spec.name} (litert-int8)", MAX_FLOAT_LAYERS + 1)
     progress.advance(note=f"{len(frames)} calibration frames")
     expected = run(fp32, frames)
@@ -138,7 +145,9 @@ def build_int8(spec: store.ModelSpec, path: Path, calib: Path | None = None) -> 
                 raise _failed(spec, "litert-int8", e) from None
             quantize.checked_agreement(spec, agreement)
     except atomic.Unwritable as e:
-        raise build.unwritable(path, e) from None
+        from edgecam.models.build import unwritable
+
+        raise unwritable(path, e) from None
     details = {**quantize.int8_details(spec, "litert-int8", calib, len(frames), agreement),
                "float_layers": float_layers}
     store.write_meta(spec, path, **details)

@@ -4,12 +4,9 @@ the graph) and registered by name in the user-models manifest of the cache. Impo
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import re
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,16 +15,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecam.base import atomic
 from edgecam.base.errors import EdgecamError, UsageError
 from edgecam.base.options import Settings
 from edgecam.models import build, store
+from edgecam.models.registry import NAME, register
 from edgecam.training import dataset
 from edgecam.training.features import Augment, Backbone, digests_of, extract, stacked
 
 log = logging.getLogger(__name__)
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 BATCH = 32
 
 
@@ -119,25 +115,6 @@ def quantized(spec: store.ModelSpec, images: list[Path]) -> Path:
             (Path(calib) / f"{i:04d}{image.suffix}").symlink_to(image.resolve())
         quantize.build_int8(spec, path, Path(calib))
     return path
-
-
-def register(name: str, entry: dict[str, object]) -> None:
-    """Add or replace `name` in the user-models manifest (written atomically)."""
-    path = store.cache_dir() / store.USER_MODELS
-    try:
-        with path.open("rb") as f:
-            entries = tomllib.load(f)
-    except FileNotFoundError:
-        entries = {}
-    entries[name] = entry
-    lines = ["# Models trained with `edgecam train`. Paths are relative to this folder.", ""]
-    for model, fields in entries.items():
-        lines.append(f"[{json.dumps(model)}]")
-        # JSON strings, numbers and lists of them are valid TOML values.
-        lines += [f"{key} = {json.dumps(value)}" for key, value in fields.items()]
-        lines.append("")
-    atomic.write_text(path, "\n".join(lines))
-    store.manifest.cache_clear()
 
 
 def interleaved(samples: list[dataset.Sample]) -> list[Path]:

@@ -14,13 +14,14 @@ from edgecam.models.nets import (
     squeezenet,
 )
 
-Builder = Callable[[int], nn.Module]
+Builder = Callable[..., nn.Module]
 
-# builder name → factory(num_classes) returning an untrained network
+# builder name → factory(num_classes, **conventions) returning an untrained network. The families
+# Google released in TensorFlow take the conventions of the weights: padding and bn_eps.
 NETWORKS: dict[str, Builder] = {
-    **{f"mobilenet_v1_{w}": (lambda classes, w=w: mobilenet_v1.MobileNetV1(w, classes))
+    **{f"mobilenet_v1_{w}": (lambda classes, w=w, **conv: mobilenet_v1.MobileNetV1(w, classes, **conv))
        for w in mobilenet_v1.WIDTHS},
-    **{f"mobilenet_v2_{w}": (lambda classes, w=w: mobilenet_v2.MobileNetV2(w, classes))
+    **{f"mobilenet_v2_{w}": (lambda classes, w=w, **conv: mobilenet_v2.MobileNetV2(w, classes, **conv))
        for w in mobilenet_v2.WIDTHS},
     **{name: (lambda classes, name=name: mobilenet_v3.mobilenet_v3(name, classes))
        for name in mobilenet_v3.VARIANTS},
@@ -28,15 +29,16 @@ NETWORKS: dict[str, Builder] = {
        for name in squeezenet.VERSIONS},
     **{name: (lambda classes, name=name: shufflenet_v2.ShuffleNetV2(name, classes))
        for name in shufflenet_v2.VARIANTS},
-    **{name: (lambda classes, name=name: efficientnet_lite.efficientnet_lite(name, classes))
+    **{name: (lambda classes, name=name, **conv: efficientnet_lite.efficientnet_lite(name, classes, **conv))
        for name in efficientnet_lite.VARIANTS},
 }
 
 
-def create(net: str, num_classes: int = 1000) -> nn.Module:
+def create(net: str, num_classes: int = 1000, **conventions: object) -> nn.Module:
+    """An untrained network; `conventions` (padding, bn_eps) are those its weights were trained with."""
     if net not in NETWORKS:
         raise KeyError(f"no network builder '{net}' (known: {', '.join(NETWORKS)})")
-    return NETWORKS[net](num_classes)
+    return NETWORKS[net](num_classes, **conventions)
 
 
 # builder-name prefix → the mapping of its published checkpoints' keys to the network's own

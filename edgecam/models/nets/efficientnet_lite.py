@@ -45,14 +45,16 @@ VARIANTS: dict[str, tuple[float, float, int]] = {
 class EfficientNetLite(nn.Module):
     """Stem, MBConv blocks (edgecam.models.nets.blocks' inverted residuals with ReLU6), head,
     pooling, classifier. `stem`, `blocks`, `head` and `classifier` are public: training cuts the
-    network between its blocks and puts a classifier of its own on the head."""
+    network between its blocks and puts a classifier of its own on the head. `padding` is that of
+    the weights (blocks.PADDINGS): TensorFlow's "same" for timm's ports of Google's Lite3/4."""
 
     def __init__(
-        self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000, dropout: float = 0.2
+        self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000, dropout: float = 0.2,
+        padding: str = "symmetric", bn_eps: float = BN_EPS,
     ) -> None:
         super().__init__()
-        norm = {"activation": nn.ReLU6, "bn_eps": BN_EPS, "bn_momentum": BN_MOMENTUM}
-        self.stem = ConvBnAct(3, STEM, 3, 2, **norm)
+        norm = {"activation": nn.ReLU6, "bn_eps": bn_eps, "bn_momentum": BN_MOMENTUM}
+        self.stem = ConvBnAct(3, STEM, 3, 2, padding=padding, **norm)
         blocks: list[nn.Module] = []
         c_in = STEM
         last = len(STAGES) - 1
@@ -62,7 +64,8 @@ class EfficientNetLite(nn.Module):
             n = repeats if i in (0, last) else math.ceil(depth * repeats)
             for j in range(n):
                 step = stride if j == 0 else 1
-                layers = inverted_residual_layers(c_in, c_in * expand, c_out, kernel, step, **norm)
+                layers = inverted_residual_layers(c_in, c_in * expand, c_out, kernel, step,
+                                                  padding=padding, **norm)
                 blocks.append(InvertedResidual(layers, step == 1 and c_in == c_out, "block"))
                 c_in = c_out
         self.blocks = nn.ModuleList(blocks)
@@ -81,9 +84,9 @@ class EfficientNetLite(nn.Module):
         return self.classifier(self.dropout(self.features(x)))
 
 
-def efficientnet_lite(name: str, num_classes: int = 1000) -> EfficientNetLite:
+def efficientnet_lite(name: str, num_classes: int = 1000, **conventions: object) -> EfficientNetLite:
     width, depth, _ = VARIANTS[name]
-    return EfficientNetLite(width, depth, num_classes)
+    return EfficientNetLite(width, depth, num_classes, **conventions)
 
 
 # The published PyTorch checkpoints' names (`_conv_stem`, `_blocks.N._depthwise_conv`, ...) → ours.
