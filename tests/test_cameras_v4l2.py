@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ from conftest import wait_for
 from fakes.v4l2 import JETSON_USB, PI4_USB, Machine, jetson, pi4, pi5, uvc
 
 from edgecam import cli
+from edgecam.base import options
+from edgecam.runtime import pipeline
+from edgecam.runtime.cameras import cameras
 from edgecam.sources import devices
 from edgecam.sources.base import Orientation, Reconnect
 from edgecam.sources.capture import V4L2Source
@@ -63,6 +67,19 @@ def test_sources_prints_the_stable_link(tmp_path: Path, monkeypatch: pytest.Monk
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith(f"usb:0  HD Pro Webcam C920  {machine.dev}/video0  [YUYV, H264, MJPG]")
     assert line.endswith(f"stable: v4l2://{machine.dev / C920_BY_ID}")
+
+
+def test_sources_prints_camera_tables_a_config_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    machine = board(tmp_path, monkeypatch, jetson())
+    monkeypatch.setattr(devices, "v4l2_cameras",
+                        functools.partial(devices.v4l2_cameras, machine.sysfs, machine.dev))
+    assert cli.main(["sources"]) == 0
+    block = capsys.readouterr().out.split("one [[camera]] table per camera to classify\n")[1]
+    config = tomllib.loads(block)
+    settings = options.resolve(pipeline.run_options(), {}, config)
+    assert [(c.name, c.uri) for c in cameras(settings)] == [
+        ("csi0", "csi://0"), ("csi1", "csi://1"), ("usb2", f"v4l2://{machine.dev / C920_BY_ID}")]
 
 
 def webcam(machine: Machine, number: int, read_timeout: float = 0.5) -> V4L2Source:

@@ -53,6 +53,8 @@ def conforms(value: Any, kind: Any) -> bool:
     origin = typing.get_origin(kind)
     if origin is tuple:
         args = typing.get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[T, ...]
+            return isinstance(value, tuple) and all(conforms(v, args[0]) for v in value)
         return (isinstance(value, tuple) and len(value) == len(args)
                 and all(conforms(v, k) for v, k in zip(value, args, strict=True)))
     return isinstance(value, origin or kind)

@@ -97,6 +97,8 @@ def test_unknown_labels_name_their_nearest() -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == ("edgecam: error: --only: the model has no label 'expresso': did you "
                                      "mean espresso, espresso maker?")
+    result = edgecam("run", "--headless", "--frames", "1", "--gpio", "17=tabby kat")
+    assert result.returncode == 2 and "--gpio: the model has no label 'tabby kat'" in result.stderr
     result = edgecam("run", "--headless", "--frames", "1", "--topk", "0", "--log", "x.csv")
     assert result.returncode == 2 and "CSV" in result.stderr
 

@@ -2,6 +2,7 @@
 temporary directory instead of /), the dry run, and the refusals on a system it cannot manage."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -143,3 +144,32 @@ def test_install_status_uninstall_in_a_staging_root(tmp_path: Path) -> None:
     assert under(root, CONFIG_FILE).exists() and log.exists()
     assert result.stdout.splitlines()[-1].startswith("kept: the config")
     one_line_error(edgecam("service", "uninstall", "--root", str(root)), 1, "not installed")
+
+
+def test_install_imports_a_model_package_into_the_service_cache(tmp_path: Path) -> None:
+    """--models FILE: the package goes into the service's model cache (/var/lib/edgecam below the
+    root) before the service first starts, so it builds nothing; a bad package is refused before
+    any step, with one line."""
+    require("systemd-sysusers", "systemd")
+    require("systemctl", "systemd")
+    from edgecam.service.install import STATE_DIR
+
+    edgecam("models", "build", "efficientnet_lite0", check=True)
+    models = tmp_path / "lite0.edgecam.zip"
+    edgecam("models", "export", "efficientnet_lite0", "--backends", "onnx", "-o", str(models), check=True)
+    root = tmp_path / "root"
+    cache = under(root, STATE_DIR)
+    dry = edgecam("service", "install", "--dry-run", "--root", str(root), "--models", str(models),
+                  check=True)
+    assert f"would run EDGECAM_CACHE={cache} " in dry.stdout and f"models import {models}" in dry.stdout
+    assert not root.exists()
+    bad = tmp_path / "bad.edgecam.zip"
+    bad.write_bytes(models.read_bytes()[:1000])
+    one_line_error(edgecam("service", "install", "--root", str(root), "--models", str(bad)), 1,
+                   "model package", "truncated")
+    assert not root.exists()
+    edgecam("service", "install", "--root", str(root), "--models", str(models), check=True)
+    assert sorted(p.name for p in cache.iterdir()) == ["efficientnet_lite0.onnx",
+                                                       "efficientnet_lite0.onnx.json"]
+    listed = edgecam("models", "list", "--json", env={"EDGECAM_CACHE": str(cache)}, check=True)
+    assert {r["name"]: r["built"] for r in json.loads(listed.stdout)}["efficientnet_lite0"] == ["onnx"]

@@ -14,6 +14,7 @@ class Stamp(NamedTuple):
     index: int
     timestamp: float
     source: str
+    camera: str = ""
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,11 @@ class Frame:
     # The same picture already scaled by the camera's ISP near the model input (picamera2's lores
     # stream); preprocessing starts from it when present.
     model_image: np.ndarray | None = None
+    camera: str = ""  # its camera's name when a run has several (or names its one); else ""
 
     @property
     def stamp(self) -> Stamp:
-        return Stamp(self.index, self.timestamp, self.source)
+        return Stamp(self.index, self.timestamp, self.source, self.camera)
 
 
 @dataclass(frozen=True)

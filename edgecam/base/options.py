@@ -31,6 +31,7 @@ class Option:
     type: Any = None  # what the setting holds; None: what `parse` is annotated to return
     secret: bool = False  # a password or token: masked in the repr of the settings
     env: str | None = None  # an environment variable that, when set, replaces the default
+    many: bool = False  # a flag that may be given several times: `parse` gets the list of values
 
     @property
     def flag(self) -> str:
@@ -157,10 +158,12 @@ def add_arguments(parser: argparse.ArgumentParser, options: Iterable[Option]) ->
                 help=option.help,
             )
         else:
+            default = (", ".join(map(str, option.default)) if option.many and option.default
+                       else option.default)
             parser.add_argument(
                 option.flag, dest=option.key, default=argparse.SUPPRESS, metavar=option.metavar,
-                help=f"{option.help} (default: {option.default})" if option.default is not None
-                else option.help,
+                action="append" if option.many else "store",
+                help=f"{option.help} (default: {default})" if default is not None else option.help,
             )
 
 

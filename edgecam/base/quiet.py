@@ -1,7 +1,8 @@
 """Native libraries (LiteRT, XNNPACK, MLIR, absl) write log lines straight to file descriptor 2,
 past Python's logging: "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on every load,
 pages of converter diagnostics on every build. `native_stderr_hidden` drops them for one call;
-errors still reach the user as the exceptions those calls raise."""
+errors still reach the user as the exceptions those calls raise. OpenCV and its FFmpeg have log
+levels of their own: `quiet_opencv` lowers them."""
 from __future__ import annotations
 
 import contextlib
@@ -30,3 +31,14 @@ def native_stderr_hidden(said: list[str] | None = None) -> Iterator[None]:
                 sink.seek(0)
                 said.extend(line.strip() for line in sink.read().decode(errors="replace").splitlines()
                             if line.strip())
+
+
+def quiet_opencv() -> None:
+    """Keep OpenCV's and FFmpeg's own messages off stderr: every failure they report reaches the
+    user as one edgecam line, and a reconnect loop would print theirs at every attempt. A user's
+    OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL win (FFmpeg reads its own once, at first use)."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

@@ -60,7 +60,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
         raise UsageError(f"--label {args.label!r}: a class name is a folder name: no '/', '\\', "
                          "control characters or leading '.'")
     folder = Path(args.out) / args.label
-    source = open_source(settings.source, settings)
+    if len(settings.source) > 1:
+        raise UsageError("capture takes photos from one camera: give --source once")
+    source = open_source(settings.source[0], settings)
     shots = ShotWriter(folder)
     saved = 0
     with source:
@@ -77,9 +79,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
             saved += 1
             progress.advance(note=path.name)
     if saved == 0:
-        raise EdgecamError(f"source {settings.source} gave no frames: nothing captured")
+        raise EdgecamError(f"source {source.uri} gave no frames: nothing captured")
     progress.finish(f"{saved} photos in {folder}")
     if saved < settings.count:
-        log.warning("source %s ended after %d of %d photos", settings.source, saved, settings.count)
+        log.warning("source %s ended after %d of %d photos", source.uri, saved, settings.count)
     print(f"{saved} photos of '{args.label}' in {folder}")
     return 0

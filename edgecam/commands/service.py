@@ -34,6 +34,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     install.add_argument("--user", default=USER, metavar="NAME",
                          help=f"the unprivileged user the service runs as, created if missing and "
                          f"added to the video group (default: {USER})")
+    install.add_argument("--models", type=Path, metavar="FILE.edgecam.zip",
+                         help="import this model package (`edgecam models export`) into the service's "
+                         "model cache, so a device without torch needs no build")
     install.set_defaults(func=cmd_install)
 
     uninstall = actions.add_parser("uninstall", help="stop, disable and remove the service (keeps "
@@ -72,7 +75,7 @@ def installer(args: argparse.Namespace) -> Installer:
 
 def cmd_install(args: argparse.Namespace) -> int:
     target = installer(args)
-    perform(target.install(args.user, args.config), args.dry_run, sys.stdout)
+    perform(target.install(args.user, args.config, args.models), args.dry_run, sys.stdout)
     if target.live and not args.dry_run:
         print(f"{UNIT} is starting (the first start builds the model); follow it with: "
               "journalctl -u edgecam -f")

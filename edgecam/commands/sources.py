@@ -30,4 +30,24 @@ def cmd_sources(args: argparse.Namespace) -> int:
         # The same camera under a name that survives replugging, for a service's config.
         link = f"  stable: v4l2://{camera.link}" if camera.link else ""
         print(f"{camera.uri:<{width}}  {camera.name}  {camera.device}{formats}{link}{note}")
+    print("\n# For the config (edgecam service config): one [[camera]] table per camera to classify")
+    print(camera_tables(found), end="")
     return 0
+
+
+def camera_tables(found: list) -> str:
+    """A [[camera]] table for each camera that opens as listed (not the raw sensor nodes a Pi
+    camera reads through picam:N), under the name edgecam would give it, by its stable link."""
+    from edgecam.runtime.cameras import default_name
+
+    tables, taken = [], set()
+    for camera in found:
+        if camera.uri.startswith("v4l2://") and "picam:N" in camera.note:
+            continue
+        name, n = default_name(camera.uri), 2
+        while name in taken:
+            name, n = f"{default_name(camera.uri)}-{n}", n + 1
+        taken.add(name)
+        uri = f"v4l2://{camera.link}" if camera.link else camera.uri
+        tables.append(f'[[camera]]\nname = "{name}"\nsource = {json.dumps(uri)}\n')
+    return "\n".join(tables)

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -45,12 +45,16 @@ class Prefetcher:
     a recorded one (file, folder) keeps every frame, a couple ahead."""
 
     def __init__(self, source: Source, prepare: Callable[[np.ndarray], np.ndarray],
-                 clock: StageClock) -> None:
+                 clock: StageClock, camera: str = "",
+                 notify: Callable[[], None] | None = None) -> None:
         self.source = source
         self.prepare = prepare
         self.clock = clock
+        self.camera = camera  # named on each frame when not ""
+        self.notify = notify  # called after each frame (or the end) is handed over
         self.live = isinstance(source, LiveSource)
         self.dropped = 0
+        self.ended = False  # the source ended (or failed), and that was handed over
         self._queue: queue.Queue = queue.Queue(maxsize=1 if self.live else 2)
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -77,6 +81,8 @@ class Prefetcher:
                 read = time.perf_counter()
                 if frame is None:
                     break
+                if self.camera:
+                    frame = replace(frame, camera=self.camera)
                 self._busy = True
                 image = frame.image if frame.model_image is None else frame.model_image
                 item = Prepared(frame, self.prepare(image))
@@ -100,9 +106,11 @@ class Prefetcher:
                     pass
             try:
                 self._queue.put(item, timeout=0.1)
-                return
             except queue.Full:
                 continue
+            if self.notify is not None:
+                self.notify()
+            return
 
     def get(self) -> Prepared | None:
         """The next prepared frame, or None once the source has ended or a stop was requested."""
@@ -121,11 +129,29 @@ class Prefetcher:
             # is on the critical path, and must not yield its core to anything.
             if busy and time.perf_counter() - waited > STARVED_WAIT:
                 self._starved.set()
+        return self._delivered(item)
+
+    def waited(self, seconds: float) -> None:
+        """The consumer waited `seconds` for a frame from any of its prefetchers: if this one was
+        working (not waiting for its camera) meanwhile, it is on the critical path."""
+        if self._busy and seconds > STARVED_WAIT:
+            self._starved.set()
+
+    def poll(self) -> Prepared | None:
+        """The next prepared frame if one is ready, else None at once (`ended` tells the end)."""
+        try:
+            item = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        return self._delivered(item)
+
+    def _delivered(self, item: object) -> Prepared | None:
         if item is _END:
+            self.ended = True
             if self._error is not None:
                 raise self._error
             return None
-        return item
+        return item  # type: ignore[return-value]
 
     def stop(self) -> None:
         self._stop.set()

@@ -61,15 +61,15 @@ class StopFlag:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.reload = False
-        self.prefetcher: Prefetcher | None = None
+        self.prefetchers: list[Prefetcher] = []  # stopped with the loop: a waiting read returns
 
     def set(self, signum: int = 0, _frame: object = None) -> None:
         # A stop wins over a reload, whichever came first: a SIGTERM sent while a SIGHUP's run
         # was still shutting down must not be lost to the restart.
         self.reload = signum == signal.SIGHUP and (self.reload or not self.event.is_set())
         self.event.set()
-        if self.prefetcher is not None:
-            self.prefetcher.stop()
+        for prefetcher in self.prefetchers:
+            prefetcher.stop()
 
     def __bool__(self) -> bool:
         return self.event.is_set()

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from edgecam.base import atomic, options
 from edgecam.base.errors import EdgecamError, UsageError
+from edgecam.models import package
 from edgecam.runtime.pipeline import run_options
 
 UNIT = "edgecam.service"
@@ -229,7 +230,24 @@ def render_config(opts: Iterable[options.Option]) -> str:
             lines.append(f"{option.key} = {toml_value(SERVICE_VALUES[option.key])}")
         else:
             lines.append(f"# {option.key} = {default_value(option)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *CAMERAS_EXAMPLE]) + "\n"
+
+
+# The end of the service config: tables come after every key in TOML.
+CAMERAS_EXAMPLE = [
+    "# Several cameras in one process, batched through one network: a [[camera]] table each (they",
+    "# replace `source`), named in every record, MQTT topic, metric and preview tile, with any source",
+    "# option and roi of its own. `edgecam sources` prints a table for each camera found.",
+    "# [[camera]]",
+    '#   name = "door"',
+    '#   source = "usb:0"',
+    "#   rotation = 180",
+    "#",
+    "# [[camera]]",
+    '#   name = "street"',
+    '#   source = "rtsp://user:password@192.0.2.10:554/stream"',
+    '#   roi = "0.5,0,0.5,1"',
+]
 
 
 def default_value(option: options.Option) -> str:
@@ -295,19 +313,28 @@ class Installer:
     def remove(self, path: Path) -> Step:
         return Step(f"remove {self.path(path)}", lambda: self.path(path).unlink(missing_ok=True))
 
-    def command(self, *argv: str) -> Step:
+    def command(self, *argv: str, env: dict[str, str] | None = None) -> Step:
         def do() -> None:
-            result = subprocess.run(argv, capture_output=True, text=True, check=False)
+            result = subprocess.run(argv, capture_output=True, text=True, check=False,
+                                    env=None if env is None else {**os.environ, **env})
             if result.returncode != 0:
                 reason = " ".join((result.stderr or result.stdout).split()) or f"exit {result.returncode}"
                 raise EdgecamError(f"{shlex.join(argv)} failed: {reason}")
 
-        return Step(f"run {shlex.join(argv)}", do)
+        said = " ".join(f"{key}={shlex.quote(value)}" for key, value in (env or {}).items())
+        return Step(f"run {said + ' ' if said else ''}{shlex.join(argv)}", do)
+
+    def import_models(self, file: Path) -> Step:
+        """`edgecam models import FILE` into the service's model cache (its StateDirectory, which
+        systemd hands to the service user at start), so the first start builds nothing."""
+        package.check(file)  # refuse a bad package before any step runs
+        return self.command(*edgecam_command(), "models", "import", str(file.resolve()),
+                            env={"EDGECAM_CACHE": str(self.path(STATE_DIR))})
 
     def systemctl(self, *argv: str) -> Step:
         return self.command("systemctl", *([] if self.live else [f"--root={self.root}"]), *argv)
 
-    def install(self, user: str, config: Path | None) -> list[Step]:
+    def install(self, user: str, config: Path | None, models: Path | None = None) -> list[Step]:
         if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,30}", user) or user == "root":
             raise UsageError(f"--user {user!r}: give an unprivileged user name (lowercase letters, "
                              "digits, - and _), e.g. edgecam")
@@ -328,6 +355,8 @@ class Installer:
         steps.append(self.write(UNIT_FILE, render_unit(command, user, hidden_paths(command))))
         if self.path(JETSON_RELEASE).exists():
             steps.append(self.write(JETSON_DROPIN, JETSON_DROPIN_TEXT))
+        if models is not None:
+            steps.append(self.import_models(models))
         if self.live:
             steps += [self.systemctl("daemon-reload"), self.systemctl("enable", UNIT),
                       # --no-block: the first start builds the model, which can take minutes.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,50 @@ def host_names(value: Any) -> tuple[str, ...]:
     return tuple(parsed)
 
 
+def command_line(value: Any) -> tuple[str, ...]:
+    """A command and its arguments, split as a shell would ("notify-send 'a cat'"), or a TOML list;
+    run without a shell unless the user writes one (sh -c '...')."""
+    import shlex
+
+    try:
+        words = shlex.split(value) if isinstance(value, str) else value
+    except ValueError as e:
+        raise ValueError(f"cannot be split into words ({e}): check its quotes") from None
+    if not isinstance(words, list | tuple) or not words or not all(isinstance(w, str) for w in words):
+        raise ValueError("must be a command line, e.g. 'notify-send edgecam' or "
+                         '["notify-send", "edgecam"]')
+    return tuple(words)
+
+
+def web_url(value: Any) -> str:
+    from urllib.parse import urlsplit
+
+    url = text(value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL, e.g. https://hooks.example/edgecam")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError("has a bad port") from None
+    return url
+
+
+def pin_labels(value: Any) -> tuple[tuple[str, str], ...]:
+    """'17=cat,GPIO27=dog' (or a TOML table {17 = "cat"}) → ((pin, label), ...); a pin is a BCM
+    number or a gpiozero pin name."""
+    pairs = (value.items() if isinstance(value, dict)
+             else [item.partition("=")[::2] for item in text(value).split(",")])
+    parsed = []
+    for given_pin, given_label in pairs:
+        pin = str(given_pin).strip()
+        label = given_label.strip() if isinstance(given_label, str) else ""
+        if not re.fullmatch(r"(GPIO|BCM)?\d{1,2}", pin, re.IGNORECASE) or not label:
+            raise ValueError(f"{pin}={label} is not PIN=LABEL: e.g. 17=cat (BCM numbering) or GPIO17=cat")
+        parsed.append((pin, label))
+    return tuple(parsed)
+
+
 OPTIONS = [
     Option("headless", boolean, False, "no window, even when a display is available", switch=True),
     Option("display", boolean, False, "show the window (the default when a display is available)",
@@ -106,9 +151,30 @@ OPTIONS = [
            "private CA", metavar="FILE"),
     Option("mqtt_discovery", boolean, False, "announce the label and score sensors to Home "
            "Assistant (MQTT discovery)", switch=True),
+    Option("exec", optional(command_line), None, "run this command for each event (as --log gets "
+           "them), the event as JSON on its stdin and EDGECAM_LABEL, EDGECAM_SCORE, EDGECAM_EVENT, "
+           "EDGECAM_CAMERA in its environment; no shell unless you write one (sh -c '...'); at most "
+           "one at a time", metavar="CMD", type=tuple[str, ...] | None),
+    Option("exec_timeout", number(0.1, 3600.0), 10.0, "seconds a --exec command may run before it "
+           "is killed", metavar="S"),
+    Option("webhook", optional(web_url), None, "POST each event as JSON to this URL (retried with "
+           "back-off; TLS verified)", metavar="URL", secret=True),
+    Option("webhook_token", optional(text), None, "bearer token the --webhook requests carry",
+           metavar="TOKEN", secret=True),
+    Option("gpio", optional(pin_labels), None, "Raspberry Pi output pins held high while their "
+           "label is the current event's: PIN=LABEL[,PIN=LABEL] (BCM numbers)", metavar="PIN=LABEL",
+           type=tuple[tuple[str, str], ...] | None),
+    Option("record", optional(text), None, "write the annotated stream to this video file "
+           "(.mp4, .avi or .mkv); frames the writer cannot keep up with are dropped and counted",
+           metavar="FILE"),
+    Option("record_segment", optional(number(1.0)), None, "start a new --record file every S "
+           "seconds (FILE_<time>.mp4)", metavar="S"),
+    Option("record_max_bytes", optional(byte_size), None, "remove the oldest --record segments "
+           "beyond this total size, e.g. 2G", metavar="SIZE"),
 ]
 
 DISCOVERY_PREFIX = "homeassistant"
+
 
 
 def has_display() -> bool:
@@ -124,10 +190,11 @@ def wants_window(settings: Settings) -> bool:
     return settings.display or (not settings.headless and has_display())
 
 
-def make_sinks(settings: Settings, topk: int) -> list[Sink]:
+def make_sinks(settings: Settings, topk: int, cameras: Sequence[str] = ("",)) -> list[Sink]:
     """The outputs `settings` (of OPTIONS) ask for; `topk`: the labels each prediction has, the
-    columns of a CSV log. Metrics come first (they count every frame); the log, MQTT and
-    snapshots get every frame or only events; the window and preview show every frame."""
+    columns of a CSV log; `cameras`: the names of the run's cameras ("" for one unnamed). Metrics
+    come first (they count every frame); the log, MQTT and snapshots get every frame or only
+    events; the window and preview show every frame."""
     from edgecam.sinks.metrics import Metrics
 
     metrics = Metrics()
@@ -142,7 +209,7 @@ def make_sinks(settings: Settings, topk: int) -> list[Sink]:
         if csv and topk == 0:
             raise UsageError(f"--log {path}: --topk 0 reports any number of labels, which a CSV's "
                              "columns cannot hold: log to a .jsonl file or give --topk K")
-        fmt = CsvFormat(topk) if csv else JsonlFormat()
+        fmt = CsvFormat(topk, cameras=any(cameras)) if csv else JsonlFormat()
         outputs.append(LogFile(path, fmt, settings.log_max_bytes, settings.log_keep, metrics))
     if settings.snapshots:
         from edgecam.sinks.events import Snapshots
@@ -153,15 +220,27 @@ def make_sinks(settings: Settings, topk: int) -> list[Sink]:
         from edgecam.sinks.mqtt import Mqtt
 
         outputs.append(Mqtt(settings.mqtt, settings.mqtt_ca,
-                            DISCOVERY_PREFIX if settings.mqtt_discovery else None, metrics))
+                            DISCOVERY_PREFIX if settings.mqtt_discovery else None, metrics, cameras))
+    if settings.exec:
+        from edgecam.sinks.command import Command
+
+        outputs.append(Command(settings.exec, settings.exec_timeout, metrics))
+    if settings.webhook:
+        from edgecam.sinks.webhook import Webhook
+
+        outputs.append(Webhook(settings.webhook, settings.webhook_token, metrics))
+    if settings.gpio:
+        from edgecam.sinks.gpio import Pins
+
+        outputs.append(Pins(settings.gpio))
     if settings.events == "every":
         sinks += outputs
     elif outputs:
         from edgecam.sinks.events import EventDetector, EventFilter
 
-        detector = EventDetector(settings.events, settings.event_threshold, settings.event_frames,
-                                 settings.smooth)
-        sinks.append(EventFilter(detector, outputs, metrics))
+        sinks.append(EventFilter(lambda: EventDetector(settings.events, settings.event_threshold,
+                                                       settings.event_frames, settings.smooth),
+                                 outputs, metrics))
     shots = None
     if settings.shots:
         from edgecam.sinks.shots import ShotWriter
@@ -170,11 +249,17 @@ def make_sinks(settings: Settings, topk: int) -> list[Sink]:
     if wants_window(settings):
         from edgecam.sinks.window import Window
 
-        sinks.append(Window(shots=shots))
+        sinks.append(Window(shots=shots, cameras=cameras))
     if settings.preview:
         from edgecam.sinks.preview import Preview
 
         host, port = settings.preview
         sinks.append(Preview(host, port, settings.preview_token, metrics, settings.preview_fps,
-                             settings.preview_width, shots=shots, hosts=settings.preview_hosts or ()))
+                             settings.preview_width, shots=shots, hosts=settings.preview_hosts or (),
+                             cameras=cameras))
+    if settings.record:
+        from edgecam.sinks.record import Recorder
+
+        sinks.append(Recorder(Path(settings.record), settings.record_segment,
+                              settings.record_max_bytes, metrics, cameras=cameras))
     return sinks

@@ -49,6 +49,7 @@ def record(frame: Frame | Stamp, prediction: Prediction) -> dict:
     passed it on (see edgecam.sinks.events)."""
     result = {
         "time": datetime.fromtimestamp(frame.timestamp, UTC).isoformat(timespec="milliseconds"),
+        **({"camera": frame.camera} if frame.camera else {}),
         "frame": frame.index,
         "source": frame.source,
         "model": prediction.model,

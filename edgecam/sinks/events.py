@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,19 +90,29 @@ class EventDetector:
 
 
 class EventFilter(Sink):
-    """Passes only the frames that are events on to `outputs`, with the event attached."""
+    """Passes only the frames that are events on to `outputs`, with the event attached. Each
+    camera has a detector of its own (`detector` makes one): a label seen by one camera is not
+    news to another."""
 
-    def __init__(self, detector: EventDetector, outputs: list[Sink], metrics: Metrics | None = None):
-        self.detector = detector
+    def __init__(self, detector: Callable[[], EventDetector], outputs: list[Sink],
+                 metrics: Metrics | None = None):
+        self.detectors: defaultdict[str, EventDetector] = defaultdict(detector)
         self.outputs = outputs
         self.metrics = metrics
 
     def open(self) -> None:
-        for output in self.outputs:
-            output.open()
+        opened: list[Sink] = []
+        try:
+            for output in self.outputs:
+                output.open()
+                opened.append(output)
+        except BaseException:
+            for output in reversed(opened):  # what opened is released: the run does not go on
+                output.close()
+            raise
 
     def write(self, frame: Frame, prediction: Prediction) -> None:
-        event = self.detector.update(prediction)
+        event = self.detectors[frame.camera].update(prediction)
         if event is None:
             return
         if self.metrics is not None:
@@ -115,7 +126,7 @@ class EventFilter(Sink):
             output.close(reloading)
 
 
-SNAPSHOT_NAME = re.compile(r"^\d{8}-\d{6}\.\d{3}_\d+_.*\.jpg$")
+SNAPSHOT_NAME = re.compile(r"^\d{8}-\d{6}\.\d{3}_([a-z0-9][a-z0-9_-]*_)?\d+_.*\.jpg$")
 
 
 class Snapshots(ThreadedSink[tuple[Frame, Prediction]]):
@@ -152,7 +163,8 @@ class Snapshots(ThreadedSink[tuple[Frame, Prediction]]):
         stamp = datetime.fromtimestamp(frame.timestamp, UTC).strftime("%Y%m%d-%H%M%S.%f")[:-3]
         name = prediction.top[0].label if prediction.top else prediction.extra.get("event", {}).get("label")
         label = re.sub(r"[^A-Za-z0-9]+", "-", name or "").strip("-")[:40] or "frame"
-        path = self.folder / f"{stamp}_{frame.index}_{label}.jpg"
+        camera = f"{frame.camera}_" if frame.camera else ""
+        path = self.folder / f"{stamp}_{camera}{frame.index}_{label}.jpg"
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR),
                                 [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:

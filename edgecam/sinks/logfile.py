@@ -44,17 +44,19 @@ class JsonlFormat:
 class CsvFormat:
     """One row per record: the fixed fields, the event (if any), then label/score pairs."""
 
-    def __init__(self, topk: int) -> None:
+    def __init__(self, topk: int, cameras: bool = False) -> None:
         self.topk = topk
-        self.header = self._row(["time", "frame", "source", "model", "backend", "inference_ms", "fps",
-                                 "event", *(f"{name}_{i}" for i in range(1, topk + 1)
-                                            for name in ("label", "score"))])
+        self.cameras = cameras  # a camera column: the run has named cameras
+        self.header = self._row(["time", *(["camera"] if cameras else []), "frame", "source", "model",
+                                 "backend", "inference_ms", "fps", "event",
+                                 *(f"{name}_{i}" for i in range(1, topk + 1) for name in ("label", "score"))])
 
     def line(self, rec: dict) -> str:
         top = [value for t in rec["top"][:self.topk] for value in (t["label"], t["score"])]
         top += [""] * (2 * self.topk - len(top))
         event = rec.get("event", {}).get("kind", "")
-        return self._row([rec["time"], rec["frame"], rec["source"], rec["model"], rec["backend"],
+        camera = [rec.get("camera", "")] if self.cameras else []
+        return self._row([rec["time"], *camera, rec["frame"], rec["source"], rec["model"], rec["backend"],
                           rec["inference_ms"], rec["fps"], event, *top])
 
     @staticmethod

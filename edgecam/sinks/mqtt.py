@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -60,12 +61,16 @@ def parse_url(value: str) -> BrokerUrl:
 
 
 class Mqtt(ThreadedSink[tuple[Frame, Prediction]]):
+    """With several cameras each has its topics, TOPIC/CAMERA/event and TOPIC/CAMERA/state, and its
+    own Home Assistant device; TOPIC/status is the process's."""
+
     def __init__(self, url: BrokerUrl, ca_file: str | None = None, discovery: str | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, cameras: Sequence[str] = ("",)) -> None:
         import paho.mqtt.client as paho
 
         super().__init__("mqtt", QUEUE)
         self.url = url
+        self.cameras = list(cameras)
         self.discovery = discovery  # Home Assistant's discovery prefix, or None
         self.metrics = metrics
         self.status_topic = f"{url.topic}/status"
@@ -113,8 +118,8 @@ class Mqtt(ThreadedSink[tuple[Frame, Prediction]]):
                             "score": event.get("score", best["score"]), "time": rec["time"],
                             "frame": rec["frame"], "model": rec["model"], "top": rec["top"]},
                            ensure_ascii=False)
-        for topic, body, retain in ((f"{self.url.topic}/event", payload, False),
-                                    (f"{self.url.topic}/state", state, True)):
+        base = self.topic(item[0].camera)
+        for topic, body, retain in ((f"{base}/event", payload, False), (f"{base}/state", state, True)):
             result = self.client.publish(topic, body, qos=QOS, retain=retain)
             if result.rc not in (self._paho.MQTT_ERR_SUCCESS, self._paho.MQTT_ERR_NO_CONN) \
                     and self.metrics is not None:
@@ -148,12 +153,20 @@ class Mqtt(ThreadedSink[tuple[Frame, Prediction]]):
             self._disconnect_warned = True
             log.warning("MQTT: %s", message)
 
+    def topic(self, camera: str) -> str:
+        """The topics of a camera's events and state sit under this."""
+        return f"{self.url.topic}/{camera}" if camera else self.url.topic
+
     def _announce(self) -> None:
+        for camera in self.cameras:
+            self._announce_camera(self.topic(camera))
+
+    def _announce_camera(self, base: str) -> None:
         """Home Assistant discovery: a 'label' and a 'score' sensor reading the state topic."""
-        node = re.sub(r"[^A-Za-z0-9_-]+", "_", self.url.topic).strip("_") or "edgecam"
-        device = {"identifiers": [f"edgecam_{node}"], "name": f"edgecam {self.url.topic}",
+        node = re.sub(r"[^A-Za-z0-9_-]+", "_", base).strip("_") or "edgecam"
+        device = {"identifiers": [f"edgecam_{node}"], "name": f"edgecam {base}",
                   "manufacturer": "edgecam"}
-        state = f"{self.url.topic}/state"
+        state = f"{base}/state"
         for key, name, template, extra in (
                 ("label", "Label", "{{ value_json.label }}",
                  {"icon": "mdi:camera-iris", "json_attributes_topic": state}),

@@ -19,6 +19,8 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -133,10 +135,31 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+@dataclass
+class Tile:
+    """One camera's part of the preview: its newest frame, its newest JPEG, who watches it."""
+
+    latest: tuple[Frame, Prediction] | None = None
+    version: int = 0  # bumped by each write()
+    encoded: int = 0  # the version last encoded
+    jpeg: bytes = b""
+    jpeg_version: int = 0  # bumped by each encoded frame
+    viewers: int = 0
+
+    @property
+    def wanted(self) -> bool:
+        """A newer frame than the last JPEG, and someone to see it."""
+        return self.viewers > 0 and self.version != self.encoded
+
+
 class Preview(Sink):
+    """With several cameras, each has a tile on the page and a stream, /stream/NAME.mjpg;
+    /stream.mjpg is the first camera's."""
+
     def __init__(self, host: str, port: int, token: str | None, metrics: Metrics,
                  max_fps: float = 10.0, width: int = 640, quality: int = 80,
-                 shots: ShotWriter | None = None, hosts: tuple[str, ...] = ()) -> None:
+                 shots: ShotWriter | None = None, hosts: tuple[str, ...] = (),
+                 cameras: Sequence[str] = ("",)) -> None:
         if not is_loopback(host) and not token:
             raise UsageError(f"--preview {shown_address(host, port)} is reachable from other machines: set "
                              "--preview-token (or preview_token in the config) so only those "
@@ -148,18 +171,15 @@ class Preview(Sink):
         self.quality = quality
         self.min_interval = 1.0 / max_fps
         self.shots = shots
-        self.viewers = 0
-        self.encoded = 0  # frames JPEG-encoded: only while someone watches the stream
+        self.cameras = list(cameras)
+        self.tiles = {name: Tile() for name in self.cameras}
+        self.encoded = 0  # frames JPEG-encoded: only while someone watches a stream
         # One lock, two conditions: the encoder waits for a frame (and is woken by write() only
         # when it does, not at every inferred frame), the streams wait for a JPEG.
         self._lock = threading.Lock()
         self._new_frame = threading.Condition(self._lock)
         self._new_jpeg = threading.Condition(self._lock)
         self._encoder_waiting = False
-        self._latest: tuple[Frame, Prediction] | None = None
-        self._version = 0  # bumped by each write()
-        self._jpeg = b""
-        self._jpeg_version = 0  # bumped by each encoded frame
         self._stopping = False
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -170,6 +190,10 @@ class Preview(Sink):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self._server.server_address[1]}/"
 
+    @property
+    def viewers(self) -> int:
+        return sum(tile.viewers for tile in self.tiles.values())
+
     def open(self) -> None:
         handler = type("Handler", (PreviewHandler,), {"preview": self})
         server_class = type("Server", (PreviewServer,), {
@@ -179,10 +203,10 @@ class Preview(Sink):
         except OSError as e:
             raise EdgecamError(f"web preview cannot listen on {shown_address(self.host, self.port)} "
                                f"({e.strerror}): choose another --preview port") from None
-        self.metrics.gauges["edgecam_preview_viewers"] = ("viewers of the MJPEG stream",
+        self.metrics.gauges["edgecam_preview_viewers"] = ("viewers of the MJPEG streams",
                                                           lambda: self.viewers)
         self.metrics.counters["edgecam_preview_encoded_frames_total"] = (
-            "frames JPEG-encoded for the stream (only while it has viewers)", lambda: self.encoded)
+            "frames JPEG-encoded for the streams (only while they have viewers)", lambda: self.encoded)
         self._threads = [threading.Thread(target=self._server.serve_forever, name="preview http",
                                           daemon=True),
                          threading.Thread(target=self._encode, name="preview encoder", daemon=True)]
@@ -192,8 +216,11 @@ class Preview(Sink):
 
     def write(self, frame: Frame, prediction: Prediction) -> None:
         with self._lock:
-            self._latest = (frame, prediction)
-            self._version += 1
+            tile = self.tiles.get(frame.camera)
+            if tile is None:
+                return
+            tile.latest = (frame, prediction)
+            tile.version += 1
             if self._encoder_waiting:
                 self._new_frame.notify()
 
@@ -210,46 +237,55 @@ class Preview(Sink):
 
     def _encode(self) -> None:
         priority.run_nicer(priority.OUTPUT)
-        encoded = 0
         next_time = time.monotonic()
         while True:
             with self._lock:
-                # at most max_fps: the time left until the next slot is waited out here
+                # at most max_fps per stream: the time left until the next slot is waited out here
                 self._new_frame.wait_for(lambda: self._stopping, max(0.0, next_time - time.monotonic()))
                 self._encoder_waiting = True
                 self._new_frame.wait_for(
-                    lambda encoded=encoded: self._stopping or (self._version != encoded and self.viewers > 0))
+                    lambda: self._stopping or any(tile.wanted for tile in self.tiles.values()))
                 self._encoder_waiting = False
                 if self._stopping:
                     return
                 next_time = time.monotonic() + self.min_interval
-                encoded = self._version
-                frame, prediction = self._latest  # type: ignore[misc]
-            try:
-                image = draw_overlay(display_image(frame.image, max_width=self.width), prediction)
-                ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-                if not ok:
-                    raise RuntimeError(f"JPEG encoding failed for a {image.shape} frame")
-            except Exception:
-                log.exception("web preview: encoding a frame failed")
-                self.metrics.error("preview")
-                continue
-            with self._lock:
-                self._jpeg, self._jpeg_version = jpeg.tobytes(), self._jpeg_version + 1
-                self.encoded += 1
-                self._new_jpeg.notify_all()
+                work = [(tile, tile.latest) for tile in self.tiles.values() if tile.wanted]
+                for tile, _ in work:
+                    tile.encoded = tile.version
+            for tile, (frame, prediction) in work:  # type: ignore[misc]
+                jpeg = self._jpeg_of(frame, prediction)
+                if jpeg is None:
+                    continue
+                with self._lock:
+                    tile.jpeg, tile.jpeg_version = jpeg, tile.jpeg_version + 1
+                    self.encoded += 1
+                    self._new_jpeg.notify_all()
 
-    def next_jpeg(self, after: int, timeout: float = 1.0) -> tuple[bytes, int] | None:
-        """The newest JPEG once it is newer than version `after`, or None on timeout or stop."""
+    def _jpeg_of(self, frame: Frame, prediction: Prediction) -> bytes | None:
+        try:
+            image = draw_overlay(display_image(frame.image, max_width=self.width), prediction)
+            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            if not ok:
+                raise RuntimeError(f"JPEG encoding failed for a {image.shape} frame")
+        except Exception:
+            log.exception("web preview: encoding a frame failed")
+            self.metrics.error("preview")
+            return None
+        return jpeg.tobytes()
+
+    def next_jpeg(self, camera: str, after: int, timeout: float = 1.0) -> tuple[bytes, int] | None:
+        """The newest JPEG of `camera` once it is newer than version `after`, or None on timeout
+        or stop."""
+        tile = self.tiles[camera]
         with self._lock:
-            self._new_jpeg.wait_for(lambda: self._stopping or self._jpeg_version > after, timeout)
-            if self._stopping or self._jpeg_version <= after:
+            self._new_jpeg.wait_for(lambda: self._stopping or tile.jpeg_version > after, timeout)
+            if self._stopping or tile.jpeg_version <= after:
                 return None
-            return self._jpeg, self._jpeg_version
+            return tile.jpeg, tile.jpeg_version
 
-    def watch(self, delta: int) -> None:
+    def watch(self, camera: str, delta: int) -> None:
         with self._lock:
-            self.viewers += delta
+            self.tiles[camera].viewers += delta
             self._new_frame.notify_all()
 
     @property
@@ -258,18 +294,24 @@ class Preview(Sink):
 
     def status(self) -> dict:
         with self._lock:
-            latest = self._latest
+            latest = {name: tile.latest for name, tile in self.tiles.items()}
+            viewers = {name: tile.viewers for name, tile in self.tiles.items()}
+        first = latest[self.cameras[0]]
         status = {"frames": self.metrics.frames, "dropped": self.metrics.dropped,
-                  "viewers": self.viewers, "prediction": None,
-                  "shots": None if self.shots is None else self.shots.label}
-        if latest is not None:
-            status["prediction"] = record(*latest)
+                  "viewers": sum(viewers.values()), "prediction": None if first is None else record(*first),
+                  "shots": None if self.shots is None else self.shots.label,
+                  "health": self.metrics.health.read()}
+        if len(self.cameras) > 1:
+            status["cameras"] = [{"name": name, "viewers": viewers[name],
+                                  "prediction": None if latest[name] is None else record(*latest[name])}
+                                 for name in self.cameras]
         return status
 
-    def take_shot(self) -> str | None:
-        """Save the newest frame as a training photo; its file name, or None without one."""
+    def take_shot(self, camera: str | None = None) -> str | None:
+        """Save the newest frame of `camera` (the first one's by default) as a training photo; its
+        file name, or None without one."""
         with self._lock:
-            latest = self._latest
+            latest = self.tiles[camera or self.cameras[0]].latest
         if self.shots is None or latest is None:
             return None
         path = self.shots.save(latest[0].image)
@@ -362,11 +404,13 @@ class PreviewHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if self._refused():
             return
-        if urlsplit(self.path).path != "/api/shot":
+        url = urlsplit(self.path)
+        camera = parse_qs(url.query).get("camera", [None])[0]
+        if url.path != "/api/shot" or (camera is not None and camera not in self.preview.tiles):
             self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n")
             return
         try:
-            saved = self.preview.take_shot()
+            saved = self.preview.take_shot(camera)
         except EdgecamError as e:
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "application/json",
                        json.dumps({"error": str(e)}).encode())
@@ -393,10 +437,10 @@ class PreviewHandler(BaseHTTPRequestHandler):
                 "Set-Cookie": token_cookie(self.preview.token)})
         elif route in ("/", "/index.html"):
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", PAGE.encode())
-        elif route == "/stream.mjpg" and self.command == "HEAD":
+        elif (camera := self._camera_of(route)) is not None and self.command == "HEAD":
             self._send(HTTPStatus.OK, f"multipart/x-mixed-replace; boundary={BOUNDARY}", b"")
-        elif route == "/stream.mjpg":
-            self._stream()
+        elif camera is not None:
+            self._stream(camera)
         elif route == "/api/status":
             self._send(HTTPStatus.OK, "application/json",
                        json.dumps(self.preview.status(), ensure_ascii=False).encode())
@@ -418,16 +462,23 @@ class PreviewHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _stream(self) -> None:
+    def _camera_of(self, route: str) -> str | None:
+        """The camera a stream route names: /stream.mjpg the first, /stream/NAME.mjpg that one."""
+        if route == "/stream.mjpg":
+            return self.preview.cameras[0]
+        found = re.fullmatch(r"/stream/([^/]+)\.mjpg", route)
+        return found.group(1) if found and found.group(1) in self.preview.tiles else None
+
+    def _stream(self, camera: str) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.preview.watch(+1)
+        self.preview.watch(camera, +1)
         version = 0
         try:
             while not self.preview.stopping:
-                item = self.preview.next_jpeg(version)
+                item = self.preview.next_jpeg(camera, version)
                 if item is None:
                     continue
                 jpeg, version = item
@@ -437,7 +488,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass  # the viewer went away
         finally:
-            self.preview.watch(-1)
+            self.preview.watch(camera, -1)
         self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgecam.base.errors import SourceError
 from edgecam.base.frame import Frame
+from edgecam.base.quiet import quiet_opencv
 from edgecam.base.redact import masked
 from edgecam.sources.base import LiveSource, Orientation, Reconnect
 
@@ -54,7 +55,7 @@ class CaptureSource(LiveSource):
                                                cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout])
 
     def _connect(self) -> None:
-        quiet_backends()
+        quiet_opencv()
         capture = self._open_capture()
         if not capture.isOpened():
             capture.release()
@@ -185,15 +186,6 @@ class StreamSource(CaptureSource):
 
 
 @cache
-def quiet_backends() -> None:
-    """Keep OpenCV's and FFmpeg's own messages off stderr: every failure they report reaches the
-    user as one edgecam line, and a reconnect loop would print theirs at every attempt. A user's
-    OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL win (FFmpeg reads its own once, at first use)."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    if "OPENCV_LOG_LEVEL" not in os.environ:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
-
 def v4l_select_timeout(seconds: float) -> None:
     """OpenCV's V4L2 backend ignores read timeouts: it waits OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT
     seconds (10 by default, whole seconds, read at the first read of the process) for each frame.

@@ -11,8 +11,8 @@ import cv2
 from edgecam.base.errors import SourceError
 from edgecam.base.frame import Frame
 from edgecam.base.imageio import is_image_file, read_rgb
+from edgecam.base.quiet import quiet_opencv
 from edgecam.sources.base import Source
-from edgecam.sources.capture import quiet_backends
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class VideoFileSource(Source):
         self._index = 0
 
     def open(self) -> None:
-        quiet_backends()  # a file that breaks gets edgecam's one line, not FFmpeg's messages
+        quiet_opencv()  # a file that breaks gets edgecam's one line, not FFmpeg's messages
         capture = cv2.VideoCapture(str(self.path))
         ok, _ = capture.read() if capture.isOpened() else (False, None)
         if not ok:
