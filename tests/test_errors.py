@@ -81,7 +81,7 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert_one_line_error(edgecam("run", "--config", str(tmp_path / "no.toml")), 2, "no.toml")
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "abc", "1.5"])
+@pytest.mark.parametrize("value", ["-1", "-3", "abc", "1.5", "1001"])  # 0: every label (--min-score)
 def test_bad_topk(value: str) -> None:
     assert_one_line_error(edgecam("run", f"--topk={value}"), 2, "--topk")
 
