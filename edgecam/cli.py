@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as e:  # a device install (no build extra) asked for the torch side
         from edgecam.base import extras
 
+        if signals.caused_by_stop(e):  # a stop signal interrupted an import: a clean end
+            return 0
         if not extras.is_build_module(e):
             raise
         print(f"edgecam: error: {extras.missing('edgecam ' + ' '.join(words[:2]), e.name)}", file=sys.stderr)

@@ -97,3 +97,19 @@ def test_a_bad_url_is_named_without_its_password() -> None:
     line = assert_one_line_error(edgecam("run", "--mqtt", "mqtt://bob:hunter2@broker:99999/x"), 2,
                                  "--mqtt", "bob:***@broker")
     assert "hunter2" not in line
+
+
+def test_a_stop_signal_during_an_import_ends_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while onnxruntime initialises surfaces as its ImportError, caused by our stop."""
+    from edgecam import cli
+    from edgecam.commands import run
+    from edgecam.runtime import signals
+
+    def interrupted_import(args: object) -> int:
+        try:
+            raise signals.Stopped(0)
+        except signals.Stopped as stop:
+            raise ImportError("initialization failed", name="onnxruntime") from stop
+
+    monkeypatch.setattr(run, "cmd_run", interrupted_import)
+    assert cli.main(["run", "--frames", "1"]) == 0
