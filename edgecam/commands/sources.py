@@ -38,16 +38,14 @@ def cmd_sources(args: argparse.Namespace) -> int:
 def camera_tables(found: list) -> str:
     """A [[camera]] table for each camera that opens as listed (not the raw sensor nodes a Pi
     camera reads through picam:N), under the name edgecam would give it, by its stable link."""
-    from edgecam.runtime.cameras import default_name
+    from edgecam.runtime.cameras import default_name, unique_name
 
-    tables, taken = [], set()
+    tables: list[str] = []
+    taken: set[str] = set()
     for camera in found:
         if camera.uri.startswith("v4l2://") and "picam:N" in camera.note:
             continue
-        name, n = default_name(camera.uri), 2
-        while name in taken:
-            name, n = f"{default_name(camera.uri)}-{n}", n + 1
-        taken.add(name)
+        name = unique_name(default_name(camera.uri), taken)
         uri = f"v4l2://{camera.link}" if camera.link else camera.uri
         tables.append(f'[[camera]]\nname = "{name}"\nsource = {json.dumps(uri)}\n')
     return "\n".join(tables)

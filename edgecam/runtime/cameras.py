@@ -83,7 +83,7 @@ def cameras(settings: Settings) -> list[Camera]:
         made = [Camera("", uri, settings) for uri in settings.source]
     if len(made) > 1:
         taken: set[str] = {c.name for c in made if c.name}
-        made = [c if c.name else replace(c, name=_unique(default_name(c.uri), taken)) for c in made]
+        made = [c if c.name else replace(c, name=unique_name(default_name(c.uri), taken)) for c in made]
     names = [c.name for c in made]
     if len(set(names)) != len(names):
         twice = next(n for n in names if names.count(n) > 1)
@@ -119,7 +119,8 @@ def default_name(uri: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", base.lower()).strip("-")[:28] or "camera"
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str]) -> str:
+    """`name`, or `name-2`, `name-3`, … when taken; added to `taken`."""
     candidate, n = name, 2
     while candidate in taken:
         candidate, n = f"{name}-{n}", n + 1
