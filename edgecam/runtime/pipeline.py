@@ -198,7 +198,8 @@ class Loop:
         for classifier in classifiers:
             self.free.put(classifier)
         self.workers = len(classifiers)
-        self.pool = ThreadPoolExecutor(self.workers, "inference") if self.workers > 1 else None
+        # several cameras: batches are classified on workers while this thread feeds the sinks
+        self.pool = ThreadPoolExecutor(self.workers, "inference") if len(feeds) > 1 else None
         self.in_flight: deque[tuple[list[tuple[Feed, Prepared]], Future]] = deque()
         self.sinks = sinks
         self.clock = StageClock()
@@ -206,6 +207,7 @@ class Loop:
         self.prefetchers = {id(f): Prefetcher(f.source, self._preparer(f.roi), self.clock, f.name,
                                               self.ready.set) for f in feeds}
         self.active: list[Feed] = []  # opened, not yet ended
+        self.turn = 0  # which active camera take() asks first
         self.stop = StopFlag()
         self.fps = {f.name: FpsMeter() for f in feeds}
         self.count = 0
@@ -253,25 +255,21 @@ class Loop:
 
     def step(self) -> bool:
         """Classify the frames that are ready and hand each to every sink; False once the run is
-        to end. With several workers, a batch is handed to each free one and the oldest batch's
-        results go to the sinks (on this thread, in order)."""
+        to end. With several cameras, every free worker is handed a batch of the frames that are
+        ready and the oldest batch's results go to the sinks (on this thread, in order)."""
         t0 = time.perf_counter()
         if self.pool is None:
-            items = self.gather()
-            if not items:
+            item = self.prefetchers[id(self.feeds[0])].get()
+            if item is None:
                 return False
+            items = [(self.feeds[0], item)]
             t1 = time.perf_counter()
             predictions = self.infer(items)
         else:
-            while len(self.in_flight) < self.workers:
-                ready = self.gather(wait=not self.in_flight)
-                if not ready:
-                    break
-                self.in_flight.append((ready, self.pool.submit(self.infer, ready)))
-            if not self.in_flight:
+            done = self.next_done()
+            if done is None:
                 return False
-            items, future = self.in_flight.popleft()
-            t1 = time.perf_counter()
+            items, future, t1 = done
             predictions = future.result()
         t2 = time.perf_counter()
         for (feed, item), classified in zip(items, predictions, strict=True):
@@ -294,37 +292,67 @@ class Loop:
         finally:
             self.free.put(classifier)
 
-    def gather(self, wait: bool = True) -> list[tuple[Feed, Prepared]]:
-        """The next frame of each camera that has one ready, waiting for the first (without
-        `wait`: [] when none is ready now); [] once every camera ended or a stop was requested.
-        One camera: its prefetcher's own wait."""
-        if len(self.feeds) == 1:
-            feed = self.feeds[0]
-            item = self.prefetchers[id(feed)].get()
-            return [] if item is None else [(feed, item)]
-        while self.active and not self.stop:
+    def next_done(self) -> tuple[list[tuple[Feed, Prepared]], Future, float] | None:
+        """Hand out batches until the oldest one is classified: it, and since when a batch has
+        been in flight (before, the loop waited for frames); None once every camera ended or a
+        stop was requested. Each wake-up (a frame handed over, a batch done) sets `ready`."""
+        flowing = time.perf_counter()
+        while True:
             self.ready.clear()
-            items = []
-            for feed in list(self.active):
-                try:
-                    item = self.prefetchers[id(feed)].poll()
-                except SourceError as e:
-                    if self.settings.require_all_cameras or len(self.active) == 1:
-                        raise
-                    log.error("camera %s: %s; going on with the other cameras", feed.name, e)
-                    item = None
-                    self.prefetchers[id(feed)].ended = True
-                if item is not None:
-                    items.append((feed, item))
-                elif self.prefetchers[id(feed)].ended:
-                    self.active.remove(feed)
-            if items or not wait:
-                return items
+            if not self.in_flight:
+                flowing = time.perf_counter()
+            self.dispatch()
+            if self.in_flight and self.in_flight[0][1].done():
+                items, future = self.in_flight.popleft()
+                return items, future, flowing
+            if not self.in_flight and (not self.active or self.stop):
+                return None
+            idle = self.busy() < self.workers
             waited = time.perf_counter()
             self.ready.wait(0.1)
-            for feed in self.active:
-                self.prefetchers[id(feed)].waited(time.perf_counter() - waited)
-        return []
+            if idle:  # a worker waited for frames: the prefetchers working meanwhile are slow
+                for feed in self.active:
+                    self.prefetchers[id(feed)].waited(time.perf_counter() - waited)
+
+    def busy(self) -> int:
+        return sum(not future.done() for _, future in self.in_flight)
+
+    def dispatch(self) -> None:
+        """Each free worker gets up to its share of the cameras' ready frames (fewer rather than
+        wait for more): with two workers and two cameras one frame each, so both cores work."""
+        share = -(-len(self.feeds) // self.workers)
+        while self.busy() < self.workers and len(self.in_flight) < 2 * self.workers:
+            items = self.take(share)
+            if not items:
+                return
+            future = self.pool.submit(self.infer, items)
+            future.add_done_callback(lambda _: self.ready.set())
+            self.in_flight.append((items, future))
+
+    def take(self, limit: int) -> list[tuple[Feed, Prepared]]:
+        """Up to `limit` ready frames, one a camera, the cameras asked in turn so that each gets
+        its share; a camera that ended (or failed, unless --require-all-cameras) is
+        dropped from the active ones."""
+        items: list[tuple[Feed, Prepared]] = []
+        if self.stop:
+            return items
+        turn = self.turn % max(1, len(self.active))
+        for feed in self.active[turn:] + self.active[:turn]:
+            if len(items) == limit:
+                break
+            prefetcher = self.prefetchers[id(feed)]
+            try:
+                item = prefetcher.poll()
+            except SourceError as e:
+                if self.settings.require_all_cameras or len(self.active) == 1:
+                    raise
+                log.error("camera %s: %s; going on with the other cameras", feed.name, e)
+                item, prefetcher.ended = None, True
+            if item is not None:
+                items.append((feed, item))
+        self.active = [f for f in self.active if not self.prefetchers[id(f)].ended]
+        self.turn += len(items)
+        return items
 
     def finished(self) -> bool:
         """The --frames or --duration limit is reached, or a sink asked to end the run."""
