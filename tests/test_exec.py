@@ -107,3 +107,19 @@ def test_a_missing_command_is_one_line_at_start(tmp_path: Path) -> None:
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert errors == [f"edgecam: error: --exec: command '{tmp_path / 'no-such-hook'}' not found or "
                       "not executable: give its full path, or install it"]
+
+
+def test_every_frame_runs_it_and_a_frame_with_no_label_passing_has_empty_variables(tmp_path: Path) -> None:
+    """--events every with --only: the cat frames have no label left, and the command still gets
+    them, with EDGECAM_LABEL and EDGECAM_SCORE empty (it used to fail with a traceback)."""
+    runs = tmp_path / "runs.jsonl"
+    record = ("import json, os, sys; frame = json.load(sys.stdin); "
+              f"frame['env'] = {{k: os.environ.get(k) for k in {VARIABLES}}}; "
+              "open(sys.argv[1], 'a').write(json.dumps(frame) + '\\n')")
+    result = edgecam("run", "--headless", "--frames", "20", "--only", "espresso", "--min-score", "0.5",
+                     "--exec", shlex.join([sys.executable, "-c", record, str(runs)]), check=True)
+    seen = read_jsonl(runs)
+    assert seen and all(run["top"] == [] for run in seen)  # the first 20 demo frames: the cat
+    assert all(run["env"]["EDGECAM_LABEL"] == run["env"]["EDGECAM_SCORE"] == "" for run in seen)
+    assert all(run["env"]["EDGECAM_EVENT"] == "frame" for run in seen)
+    assert "Traceback" not in result.stderr and "ERROR" not in result.stderr

@@ -74,3 +74,35 @@ def test_without_gpiozero_it_says_what_to_install() -> None:
     assert result.stderr.splitlines()[-1] == (
         "edgecam: error: --gpio needs gpiozero: pip install gpiozero (on Raspberry Pi OS: apt "
         "install python3-gpiozero)")
+
+
+def test_with_several_cameras_a_pin_is_high_while_any_camera_shows_its_label(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each camera has its own current label: the door's cat does not switch off when the street
+    sees a moped, and a frame none of whose labels passed --min-score counts as nothing seen."""
+    require_module("gpiozero", "gpiozero", pip=True)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    import numpy as np
+    from gpiozero import Device
+
+    from edgecam.base.frame import Frame, Label, Prediction
+    from edgecam.sinks.gpio import Pins
+
+    pins = Pins((("GPIO17", "tabby"), ("GPIO27", "moped")))
+    pins.open()
+    image = np.zeros((4, 4, 3), np.uint8)
+
+    def show(camera: str, *labels: str) -> dict[str, bool]:
+        top = [Label(label, i, 0.9) for i, label in enumerate(labels)]
+        pins.write(Frame(image, 0, 0.0, camera=camera), Prediction(top, 1.0))
+        return {pin: bool(Device.pin_factory.pin(pin).state) for pin in ("GPIO17", "GPIO27")}
+
+    try:
+        assert show("door", "tabby") == {"GPIO17": True, "GPIO27": False}
+        assert show("street", "moped") == {"GPIO17": True, "GPIO27": True}
+        assert show("door") == {"GPIO17": False, "GPIO27": True}  # nothing passed at the door
+        assert show("street", "tabby") == {"GPIO17": True, "GPIO27": False}
+    finally:
+        pins.close()
+    assert not Device.pin_factory.pin("GPIO17").state and not Device.pin_factory.pin("GPIO27").state
+    Device.pin_factory.reset()

@@ -32,11 +32,11 @@ CLOSE_MARGIN = 2.0  # seconds close() waits beyond the command's time
 
 def environment(stamp: Stamp, prediction: Prediction) -> dict[str, str]:
     """The EDGECAM_* variables of one run: the event's label and score, or the top-1's for a frame
-    that is no event (--events every)."""
+    that is no event (--events every); both empty for a frame none of whose labels passed."""
     event = prediction.extra.get("event")
-    label, score = (event["label"], event["score"]) if event else (prediction.best.label,
-                                                                   prediction.best.score)
-    return {"EDGECAM_LABEL": label, "EDGECAM_SCORE": str(round(score, 5)),
+    best = (event["label"], event["score"]) if event else (
+        (prediction.top[0].label, prediction.top[0].score) if prediction.top else None)
+    return {"EDGECAM_LABEL": best[0] if best else "", "EDGECAM_SCORE": str(round(best[1], 5)) if best else "",
             "EDGECAM_EVENT": event["kind"] if event else "frame",
             "EDGECAM_CAMERA": stamp.camera or masked(stamp.source)}
 

@@ -1,9 +1,10 @@
 """--gpio: Raspberry Pi output pins, each high while its label is the current one (gpiozero).
 
 The current label is the top-1 of the last frame received or, with --events, the last event's label
-(none once a --events threshold label fell below the threshold). Setting a pin takes microseconds,
-so this runs on the inference thread and touches the pins only when the label changes. All pins go
-low when the run ends. GPIOZERO_PIN_FACTORY picks how gpiozero drives them (lgpio on a Pi; `mock`
+(none once a --events threshold label fell below the threshold); with several cameras each has its
+own, and a pin is high while any camera's is its label. Setting a pin takes microseconds, so this
+runs on the loop's thread and touches the pins only when a label changes. All pins go low when the
+run ends. GPIOZERO_PIN_FACTORY picks how gpiozero drives them (lgpio on a Pi; `mock`
 anywhere, to try it)."""
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 def current_label(prediction: Prediction) -> str | None:
     event = prediction.extra.get("event")
-    if event is None:
-        return prediction.best.label
+    if event is None:  # every frame: its top-1, none when no label passed --only/--min-score
+        return prediction.top[0].label if prediction.top else None
     return None if event.get("above") is False else event["label"]
 
 
@@ -29,7 +30,7 @@ class Pins(Sink):
     def __init__(self, pins: tuple[tuple[str, str], ...]) -> None:
         self.pins = pins  # (pin, label): a BCM number or a gpiozero name (GPIO17, BCM17)
         self.devices: list[tuple[OutputDevice, str]] = []
-        self.label: str | None = None
+        self.labels: dict[str, str | None] = {}  # each camera's current label
 
     def open(self) -> None:
         try:
@@ -59,14 +60,17 @@ class Pins(Sink):
 
     def write(self, frame: Frame, prediction: Prediction) -> None:
         label = current_label(prediction)
-        if label != self.label:
-            self.label = label
-            for device, wanted in self.devices:
-                device.value = label == wanted
+        if frame.camera in self.labels and self.labels[frame.camera] == label:
+            return
+        self.labels[frame.camera] = label
+        shown = set(self.labels.values())
+        for device, wanted in self.devices:
+            if device.value != (wanted in shown):
+                device.value = wanted in shown
 
     def close(self, reloading: bool = False) -> None:
         for device, _ in self.devices:
             device.off()
             device.close()
         self.devices = []
-        self.label = None
+        self.labels = {}
