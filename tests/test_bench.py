@@ -102,14 +102,16 @@ def test_peers_bench_refuses_a_clip_it_cannot_read_before_building_anything(tmp_
 
 
 def test_cameras_bench_sets_one_process_against_one_per_camera() -> None:
-    """Both sides really classify in the same measured window, and the one process's RSS is its
-    own, not the sum of the separate processes'."""
+    """Every side (inference alone too) really classifies in the same measured window, and the
+    one process's RSS is its own, not the sum of the separate processes'."""
     from edgecam.bench import cameras
 
     report = cameras.benchmark("efficientnet_lite0", "onnx", 2, [2], rounds=1, seconds=1.0)
     (row,) = report["rows"]
     assert row["cameras"] == 2 and row["one_process_fps"] > 0 and row["processes_fps"] > 0
     assert row["ratio"] == pytest.approx(row["one_process_fps"] / row["processes_fps"])
+    assert row["inference_alone_fps"] > 0
+    assert row["bound"] == pytest.approx(row["inference_alone_fps"] / row["processes_fps"])
     assert row["one_process_rss_mb"] < row["processes_rss_mb"]
     assert "one process" in cameras.table(report)
     refused = edgecam("bench", "--pipeline", "--sources", "0,x")

@@ -71,7 +71,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--no-preview", action="store_true", help="--pipeline without the web preview")
     bench.add_argument("--sources", metavar="N[,N]",
                        help="--pipeline: N in-memory 1280x720 cameras in one process against N processes "
-                       "of one camera each, same model and backend (e.g. 2,4)")
+                       "of one camera each, same model and backend, and against the one process's "
+                       "inference alone (e.g. 2,4)")
     bench.add_argument("--allow-untrained", action="store_true",
                        help="also measure networks that have no trained weights here")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -160,6 +160,11 @@ def load_classifiers(spec: store.ModelSpec, settings: Settings, select: Selectio
                      for _ in range(workers - 1))]
 
 
+def share(cameras: int, workers: int) -> int:
+    """The most frames of the cameras' one worker is handed at once: all of them split evenly."""
+    return -(-cameras // workers)
+
+
 @dataclass
 class Feed:
     """One camera of the run: its name ("" when the run has one unnamed), source and region."""
@@ -320,9 +325,9 @@ class Loop:
     def dispatch(self) -> None:
         """Each free worker gets up to its share of the cameras' ready frames (fewer rather than
         wait for more): with two workers and two cameras one frame each, so both cores work."""
-        share = -(-len(self.feeds) // self.workers)
+        most = share(len(self.feeds), self.workers)
         while self.busy() < self.workers and len(self.in_flight) < 2 * self.workers:
-            items = self.take(share)
+            items = self.take(most)
             if not items:
                 return
             future = self.pool.submit(self.infer, items)
