@@ -116,3 +116,16 @@ def test_cameras_bench_sets_one_process_against_one_per_camera() -> None:
     assert "one process" in cameras.table(report)
     refused = edgecam("bench", "--pipeline", "--sources", "0,x")
     assert refused.returncode == 2 and "--sources 0,x: give camera counts from 1 to 16" in refused.stderr
+
+
+def test_startup_peak_rss_is_the_runs_own_not_the_benchmarks(tmp_path: Path) -> None:
+    """A child's rusage ru_maxrss starts from the RSS of the process that forked it: a benchmark
+    that holds 600 MB must still report the ~150 MB of `edgecam run` itself."""
+    import numpy as np
+
+    from edgecam.bench import startup
+
+    held = np.ones(600 * 2**20 // 8)  # touched: resident in this process
+    row = startup.one_start("efficientnet_lite0", "demo", tmp_path / "log.jsonl")
+    assert held.sum() > 0
+    assert 30 < row["peak_rss_mb"] < 500 and row["first_prediction_s"] > 0

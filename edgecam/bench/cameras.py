@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecam.backends.timing import peak_rss_mb
 from edgecam.base.errors import EdgecamError
 from edgecam.base.frame import Frame, Prediction
 from edgecam.base.options import Settings, resolve
@@ -121,10 +121,6 @@ def alone(model: str, backend: str, threads: int, sources: int, seconds: float, 
     with ThreadPoolExecutor(len(classifiers)) as pool:
         list(pool.map(classify, range(len(classifiers))))
     return {"frames": sum(counts) * share, "seconds": time.monotonic() - started, "rss_mb": peak_rss_mb()}
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def side(model: str, backend: str, threads: int, processes: int, sources: int, seconds: float,
